@@ -1,0 +1,21 @@
+/**
+ * The command table: every command walnut has, in one place (like git's
+ * commands[]). A command module exports one `Command`; add it here, give it a
+ * man page `man/walnut-<name>.1` and a test file `test/cli-<name>.test.ts`.
+ */
+import type { Command } from './_cli.js';
+import { init } from './init.js';
+import { set } from './set.js';
+import { unset } from './unset.js';
+import { show } from './show.js';
+import { log } from './log.js';
+import { status } from './status.js';
+import { config } from './config.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config];
+
+/** The command's name: the first word of its yargs command string. */
+export function commandName(c: Command<unknown>): string {
+  return c.command.split(' ')[0];
+}

@@ -1,0 +1,221 @@
+/**
+ * The entity file codec (see formats/entity.md): YAML frontmatter between
+ * `---` lines, then a markdown body. Pure functions over strings.
+ */
+import { parseDocument, isMap, isScalar, isPair, stringify, Scalar, type Document, type Pair, type Node } from 'yaml';
+import { FormatError, quote } from '../lib/errors.js';
+
+/** Reserved field: the markdown body of an entity. */
+export const BODY_FIELD = '@body';
+/** Reserved field: `true` deletes the entity (its file moves to `.walnut/trash/`). */
+export const DELETED_FIELD = '@deleted';
+
+export interface ParsedEntity {
+  /** frontmatter keys and values, in file order */
+  data: Record<string, unknown>;
+  /** everything after the closing `---` line */
+  body: string;
+  /** true when the file starts with a frontmatter block */
+  hasFrontmatter: boolean;
+}
+
+interface Split {
+  open: string; // the opening fence line, newline included ('' when none)
+  yaml: string;
+  close: string; // the closing fence line, newline included
+  body: string;
+  eol: string;
+}
+
+const FENCE_OPEN = /^---[ \t]*(\r?\n)/;
+
+function split(text: string, file?: string): Split {
+  const open = FENCE_OPEN.exec(text);
+  if (!open) return { open: '', yaml: '', close: '', body: text, eol: '\n' };
+  const eol = open[1];
+  const start = open[0].length;
+  const closing = /^(---|\.\.\.)[ \t]*(\r?\n|$)/gm;
+  closing.lastIndex = start;
+  let m: RegExpExecArray | null;
+  while ((m = closing.exec(text))) {
+    if (m.index >= start && (m.index === start || text[m.index - 1] === '\n')) {
+      return { open: open[0], yaml: text.slice(start, m.index), close: m[0], body: text.slice(m.index + m[0].length), eol };
+    }
+    if (m[0].length === 0) closing.lastIndex++;
+  }
+  const line = text.slice(0, start).split('\n').length;
+  throw new FormatError('EFRONTMATTER', `frontmatter opened on line 1 is never closed`, { file, line }, ["end the frontmatter with a line '---'"]);
+}
+
+function parseYaml(yaml: string, file?: string): Document.Parsed {
+  const doc = parseDocument(yaml, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    const line = (err.linePos?.[0]?.line ?? 1) + 1; // +1 for the opening fence
+    throw new FormatError('EFRONTMATTER', `frontmatter does not parse: ${err.message.split('\n')[0]}`, { file, line }, ['fix the YAML between the --- lines, then run walnut again']);
+  }
+  const contents = doc.contents;
+  if (contents !== null && !isMap(contents) && !(isScalar(contents) && contents.value === null)) {
+    throw new FormatError('EFRONTMATTER', `frontmatter is not a mapping of keys to values`, { file, line: 2 }, ['write frontmatter as `key: value` lines']);
+  }
+  return doc;
+}
+
+/**
+ * Parse an entity file.
+ *
+ * @param text - the whole file
+ * @param file - its path, for error messages
+ * @returns keys and values, body
+ * @throws FormatError `EFRONTMATTER` with the line of the fault
+ * @example parseEntity('---\nname: Acme\n---\nNotes\n') // { data: { name: 'Acme' }, body: 'Notes\n', hasFrontmatter: true }
+ */
+export function parseEntity(text: string, file?: string): ParsedEntity {
+  const parts = split(text, file);
+  if (!parts.open) return { data: {}, body: text, hasFrontmatter: false };
+  const doc = parseYaml(parts.yaml, file);
+  const data = isMap(doc.contents) ? (doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>) ?? {} : {};
+  return { data, body: parts.body, hasFrontmatter: true };
+}
+
+/** A value as YAML text on one line (a block scalar would need indentation). */
+export function yamlValue(value: unknown): string {
+  if (value !== null && typeof value === 'object') {
+    return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd();
+  }
+  const text = stringify(value, { lineWidth: 0 }).trimEnd();
+  return text.includes('\n') ? JSON.stringify(value) : text;
+}
+
+function yamlKey(key: string): string {
+  const text = stringify(key, { lineWidth: 0 }).trimEnd();
+  return text.includes('\n') ? JSON.stringify(key) : text;
+}
+
+function keyOf(pair: Pair): string | undefined {
+  const k = pair.key as Node | null;
+  if (isScalar(k)) return String(k.value);
+  return undefined;
+}
+
+/** Changes to apply: a field and its new value, `undefined` to remove it. */
+export type FieldChanges = Map<string, unknown>;
+
+/**
+ * Apply field changes to an entity file, keeping everything else byte for byte:
+ * comments, key order, quoting of untouched keys, unknown keys and the body.
+ * `BODY_FIELD` replaces the body.
+ *
+ * @param text - the current file ('' for a new entity)
+ * @param changes - field → new value (`undefined` or `null` removes the key)
+ * @returns the new file text
+ * @throws FormatError `EFRONTMATTER` when the current frontmatter does not parse
+ * @example updateEntity('---\nname: Acme # legal\n---\n', new Map([['name', 'Acme Corp']]))
+ */
+export function updateEntity(text: string, changes: FieldChanges, file?: string): string {
+  const parts = split(text, file);
+  let body = parts.body;
+  const fields = new Map<string, unknown>();
+  for (const [k, v] of changes) {
+    if (k === BODY_FIELD) body = v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    else fields.set(k, v === null ? undefined : v);
+  }
+  if (fields.size === 0) return parts.open ? parts.open + parts.yaml + parts.close + body : body;
+  const eol = parts.eol;
+  if (!parts.open) {
+    const lines = [...fields].filter(([, v]) => v !== undefined).map(([k, v]) => `${yamlKey(k)}: ${yamlValue(v)}${eol}`);
+    if (lines.length === 0) return body;
+    return `---${eol}${lines.join('')}---${eol}${body}`;
+  }
+  const doc = parseYaml(parts.yaml, file);
+  const yaml = spliceFields(parts.yaml, doc, fields, eol);
+  const result = parts.open + yaml + parts.close + body;
+  // Check the splice against the meaning it must have; fall back to the Document API.
+  const expected = isMap(doc.contents) ? ((doc.toJS() as Record<string, unknown>) ?? {}) : {};
+  for (const [k, v] of fields) {
+    if (v === undefined) delete expected[k];
+    else expected[k] = v;
+  }
+  try {
+    const check = parseEntity(result, file).data;
+    if (sameJson(check, expected)) return result;
+  } catch {
+    /* fall through */
+  }
+  for (const [k, v] of fields) {
+    if (v === undefined) doc.delete(k);
+    else doc.set(k, v);
+  }
+  return parts.open + doc.toString({ lineWidth: 0 }) + parts.close + body;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+interface Splice {
+  from: number;
+  to: number;
+  text: string;
+}
+
+function spliceFields(yaml: string, doc: Document.Parsed, fields: Map<string, unknown>, eol: string): string {
+  const splices: Splice[] = [];
+  const items = isMap(doc.contents) ? (doc.contents.items as Pair[]) : [];
+  const appended: string[] = [];
+  for (const [field, value] of fields) {
+    const pair = items.find((p) => isPair(p) && keyOf(p) === field);
+    if (!pair) {
+      if (value !== undefined) appended.push(`${yamlKey(field)}: ${yamlValue(value)}${eol}`);
+      continue;
+    }
+    const keyNode = pair.key as Node;
+    const valueNode = pair.value as Node | null;
+    const lineStart = yaml.lastIndexOf('\n', keyNode.range![0] - 1) + 1;
+    const nodeEnd = valueNode?.range ? valueNode.range[2] : keyNode.range![2];
+    if (value === undefined) {
+      let end = yaml.indexOf('\n', Math.max(nodeEnd - 1, lineStart));
+      end = end === -1 ? yaml.length : end + 1;
+      splices.push({ from: lineStart, to: end, text: '' });
+    } else if (isScalar(valueNode) && valueNode.range && (value === null || typeof value !== 'object') && !isBlockScalar(valueNode)) {
+      splices.push({ from: valueNode.range[0], to: valueNode.range[1], text: scalarLike(valueNode, value) });
+    } else {
+      let end = yaml.indexOf('\n', Math.max(nodeEnd - 1, lineStart));
+      end = end === -1 ? yaml.length : end + 1;
+      const keyText = yaml.slice(lineStart, keyNode.range![1]);
+      splices.push({ from: lineStart, to: end, text: `${keyText}: ${yamlValue(value)}${eol}` });
+    }
+  }
+  let out = yaml;
+  splices.sort((a, b) => b.from - a.from);
+  for (const s of splices) out = out.slice(0, s.from) + s.text + out.slice(s.to);
+  if (appended.length > 0) {
+    if (out.length > 0 && !out.endsWith('\n')) out += eol;
+    out += appended.join('');
+  }
+  return out;
+}
+
+function isBlockScalar(node: Scalar): boolean {
+  return node.type === Scalar.BLOCK_FOLDED || node.type === Scalar.BLOCK_LITERAL;
+}
+
+/** Write a new scalar in the old one's quoting style where that style fits. */
+function scalarLike(old: Scalar, value: unknown): string {
+  if (typeof value === 'string' && !value.includes('\n')) {
+    if (old.type === Scalar.QUOTE_DOUBLE) return JSON.stringify(value);
+    if (old.type === Scalar.QUOTE_SINGLE) return `'${value.replace(/'/g, "''")}'`;
+  }
+  return yamlValue(value);
+}
+
+/** Short description of a YAML parse fault for messages. */
+export function describeEntityError(err: unknown): string {
+  return err instanceof FormatError ? `${err.where}: ${err.message}` : quote(String(err));
+}

@@ -1,0 +1,215 @@
+/**
+ * Per-machine compaction state in `.walnut/`:
+ *
+ * - the checkpoint (`.walnut/checkpoint`): per segment, how far it has been
+ *   compacted, with a hash of the bytes just before that offset, and a
+ *   generation number that grows with every compaction;
+ * - the entity index (`.walnut/index`): per entity, the git blob id, size and
+ *   mtime of the file as walnut last wrote or recorded it, and per field the
+ *   stamp of the record whose value the file holds. It is a log: lines are
+ *   appended, the last line of an entity wins, and the file is rewritten
+ *   when it has grown to twice its live size. A line carries the generation
+ *   it was written for; lines newer than the checkpoint belong to a
+ *   compaction that did not finish and are rolled back on load (their blob is
+ *   still accepted as "written by walnut", so a crash is never taken for a
+ *   hand edit).
+ *
+ * See formats/state.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { writeFileAtomic, readFileOrUndefined } from './fsutil.js';
+import type { Repo } from './repo.js';
+
+export const TAIL_HASH_BYTES = 4096;
+
+export interface SegmentMark {
+  /** bytes compacted */
+  offset: number;
+  /** SHA-256 (hex, 16 digits) of the TAIL_HASH_BYTES before `offset` */
+  tail: string;
+}
+
+export interface Checkpoint {
+  version: 1;
+  generation: number;
+  /** stamp of the greatest record compacted so far */
+  high?: string;
+  segments: Record<string, SegmentMark>;
+}
+
+/** Read `.walnut/checkpoint` (an empty checkpoint when there is none). */
+export function readCheckpoint(repo: Repo): Checkpoint {
+  const text = readFileOrUndefined(path.join(repo.dir, 'checkpoint'));
+  if (!text) return { version: 1, generation: 0, segments: {} };
+  const cp = JSON.parse(text) as Checkpoint;
+  cp.segments ??= {};
+  cp.generation ??= 0;
+  return cp;
+}
+
+/** Replace `.walnut/checkpoint` atomically. */
+export function writeCheckpoint(repo: Repo, cp: Checkpoint): void {
+  writeFileAtomic(path.join(repo.dir, 'checkpoint'), JSON.stringify(cp, null, 1) + '\n');
+}
+
+/** Hash of the bytes of `file` just before `offset` (what a checkpoint remembers). */
+export function tailHash(file: string, offset: number): string {
+  if (offset === 0) return '';
+  const from = Math.max(0, offset - TAIL_HASH_BYTES);
+  const buf = Buffer.alloc(offset - from);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const n = fs.readSync(fd, buf, 0, buf.length, from);
+    return createHash('sha256').update(buf.subarray(0, n)).digest('hex').slice(0, 16);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** What the index knows of one entity. */
+export interface IndexEntry {
+  /** git blob id of the file as walnut wrote or recorded it; '' when deleted */
+  blob: string;
+  size: number;
+  mtimeMs: number;
+  /** field → stamp of the record whose value the file holds */
+  stamps: Map<string, string>;
+  generation: number;
+}
+
+const HEADER = 'walnut-index 1\n';
+
+function parseLine(line: string): { target: string; entry: IndexEntry } | undefined {
+  const parts = line.split('\t');
+  if (parts.length !== 6) return undefined;
+  const [target, generation, blob, size, mtimeMs, stampText] = parts;
+  const stamps = new Map<string, string>();
+  if (stampText) {
+    for (const pair of stampText.split('\x1f')) {
+      const i = pair.indexOf('\x1e');
+      if (i > 0) stamps.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+  }
+  return { target, entry: { blob, size: Number(size), mtimeMs: Number(mtimeMs), stamps, generation: Number(generation) } };
+}
+
+function formatLine(target: string, e: IndexEntry): string {
+  const stamps = [...e.stamps].map(([f, s]) => f + '\x1e' + s).join('\x1f');
+  return `${target}\t${e.generation}\t${e.blob}\t${e.size}\t${Math.round(e.mtimeMs)}\t${stamps}\n`;
+}
+
+/**
+ * The entity index. Lines are kept as text and parsed only for the entities
+ * a command touches.
+ */
+export class EntityIndex {
+  private lines = new Map<string, string>();
+  /** blobs of lines rolled back (an unfinished compaction wrote those files) */
+  private rolledBack = new Map<string, string>();
+  private dirty = new Map<string, IndexEntry>();
+  private lineCount = 0;
+
+  private constructor(private readonly file: string) {}
+
+  /**
+   * Load the index, rolling back lines newer than the checkpoint generation.
+   * @example const index = EntityIndex.load(repo, readCheckpoint(repo).generation)
+   */
+  static load(repo: Repo, generation: number): EntityIndex {
+    const index = new EntityIndex(path.join(repo.dir, 'index'));
+    const text = readFileOrUndefined(index.file) ?? '';
+    let pos = text.startsWith(HEADER) ? HEADER.length : 0;
+    while (pos < text.length) {
+      const nl = text.indexOf('\n', pos);
+      if (nl === -1) break; // torn last line: never fsynced, ignore
+      const line = text.slice(pos, nl);
+      pos = nl + 1;
+      const tab = line.indexOf('\t');
+      if (tab <= 0) continue;
+      const target = line.slice(0, tab);
+      const genEnd = line.indexOf('\t', tab + 1);
+      const gen = Number(line.slice(tab + 1, genEnd));
+      index.lineCount++;
+      if (gen > generation) {
+        const parsed = parseLine(line);
+        if (parsed) index.rolledBack.set(target, parsed.entry.blob);
+        continue;
+      }
+      index.lines.set(target, line);
+    }
+    return index;
+  }
+
+  get size(): number {
+    return this.lines.size;
+  }
+
+  /** The entry of a target, or undefined. */
+  get(target: string): IndexEntry | undefined {
+    const d = this.dirty.get(target);
+    if (d) return d;
+    const line = this.lines.get(target);
+    return line ? parseLine(line)?.entry : undefined;
+  }
+
+  /** Blob ids that count as "written by walnut" for a target. */
+  knownBlobs(target: string): string[] {
+    const out: string[] = [];
+    const e = this.get(target);
+    if (e) out.push(e.blob);
+    const r = this.rolledBack.get(target);
+    if (r !== undefined) out.push(r);
+    return out;
+  }
+
+  /** Every target the index knows. */
+  targets(): IterableIterator<string> {
+    return new Set([...this.lines.keys(), ...this.dirty.keys()]).values();
+  }
+
+  /** Change an entry (kept in memory until `save`). */
+  set(target: string, entry: IndexEntry): void {
+    this.dirty.set(target, entry);
+  }
+
+  /** Number of changed entries not yet saved. */
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  /**
+   * Append the changed entries (fsync), or rewrite the whole index when it has
+   * grown to more than twice its live size.
+   */
+  save(): void {
+    if (this.dirty.size === 0) return;
+    const added: string[] = [];
+    for (const [target, e] of this.dirty) {
+      const line = formatLine(target, e);
+      this.lines.set(target, line.slice(0, -1));
+      added.push(line);
+    }
+    this.dirty.clear();
+    this.lineCount += added.length;
+    if (this.lineCount > 2 * this.lines.size + 1000 || !fs.existsSync(this.file)) {
+      this.rewrite();
+      return;
+    }
+    const fd = fs.openSync(this.file, 'a');
+    try {
+      fs.writeSync(fd, added.join(''));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private rewrite(): void {
+    const chunks: string[] = [HEADER];
+    for (const line of this.lines.values()) chunks.push(line + '\n');
+    writeFileAtomic(this.file, chunks.join(''));
+    this.lineCount = this.lines.size;
+  }
+}

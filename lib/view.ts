@@ -1,0 +1,280 @@
+/**
+ * Reading the data set: the merged view of an entity (its file plus every
+ * record not yet compacted that beats the value the file holds), history,
+ * and status (pending records, hand-edited files).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkTarget, decodeValue, isSystemTarget, recordHash, stampOf, type JournalRecord } from '../formats/usv.js';
+import { parseEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
+import { listSegments, listSegmentsIn, scanSegment, type ReadIssue, type ReadRecord, type SegmentInfo } from './journal.js';
+import { readCheckpoint, EntityIndex, type Checkpoint } from './state.js';
+import { blobId } from './hash.js';
+import { WalnutError } from './errors.js';
+import type { Repo } from './repo.js';
+
+export const ENTITY_FILE = '_index.md';
+
+/** The file of an entity, after checking the target cannot leave the data directory. */
+export function entityFile(repo: Pick<Repo, 'root'>, target: string): string {
+  const { collection, slug } = checkTarget(target);
+  return path.join(repo.root, collection, slug, ENTITY_FILE);
+}
+
+/** Every segment walnut reads: `wal/` and the records received by gossip. */
+export function allSegments(repo: Repo): SegmentInfo[] {
+  return [...listSegments(repo), ...listSegmentsIn(path.join(repo.dir, 'gossip'), repo.root)];
+}
+
+/**
+ * Visit every record not yet compacted (after the checkpoint of each segment).
+ * A segment that changed below its checkpoint is read from its start.
+ */
+export function scanPending(repo: Repo, cp: Checkpoint, onRecord: (r: ReadRecord) => void, onIssue?: (i: ReadIssue) => void): void {
+  for (const seg of allSegments(repo)) {
+    const mark = cp.segments[seg.rel];
+    const start = mark && mark.offset <= seg.size ? mark.offset : 0;
+    scanSegment(seg.file, { start, rel: seg.rel }, onRecord, onIssue);
+  }
+}
+
+export interface FieldView {
+  value: unknown;
+  /** where the value comes from: the entity file, or a pending journal record */
+  source: 'file' | 'journal';
+  node?: string;
+  timestamp?: string;
+}
+
+export interface EntityView {
+  target: string;
+  file: string;
+  exists: boolean;
+  deleted: boolean;
+  fields: Record<string, FieldView>;
+  body: string;
+  pending: number;
+}
+
+/**
+ * The merged view of one entity.
+ *
+ * @param options.repo - the repository
+ * @param options.target - `<collection>/<slug>`
+ * @param options.onIssue - damaged journal pieces met on the way
+ * @returns fields with their sources, body, and whether anything is known
+ * @throws FormatError `ETARGET`, `EFRONTMATTER`; WalnutError `ENOENTITY`
+ * @example showEntity({ repo, target: 'companies/acme' }).fields.name.value
+ */
+export function showEntity({ repo, target, onIssue }: { repo: Repo; target: string; onIssue?: (i: ReadIssue) => void }): EntityView {
+  const file = entityFile(repo, target);
+  const cp = readCheckpoint(repo);
+  const index = EntityIndex.load(repo, cp.generation);
+  const entry = index.get(target);
+  let text: string | undefined;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const parsed = text !== undefined ? parseEntity(text, path.relative(repo.root, file)) : { data: {}, body: '' };
+  const fields: Record<string, FieldView> = {};
+  for (const [k, v] of Object.entries(parsed.data)) fields[k] = { value: v, source: 'file' };
+  let body = parsed.body;
+  const best = new Map<string, { stamp: string; record: JournalRecord }>();
+  let pending = 0;
+  scanPending(
+    repo,
+    cp,
+    ({ record }) => {
+      if (record.target !== target) return;
+      pending++;
+      const stamp = stampOf(record);
+      const cur = best.get(record.field);
+      if (!cur || stamp > cur.stamp) best.set(record.field, { stamp, record });
+    },
+    onIssue,
+  );
+  let deleted = entry?.blob === '' && text === undefined;
+  for (const [field, { stamp, record }] of best) {
+    const applied = entry?.stamps.get(field);
+    if (applied && applied >= stamp) continue;
+    const value = decodeValue(record.value);
+    if (field === BODY_FIELD) {
+      body = value === null ? '' : String(value);
+      continue;
+    }
+    if (field === DELETED_FIELD) {
+      deleted = value === true;
+      continue;
+    }
+    if (value === null) delete fields[field];
+    else fields[field] = { value, source: 'journal', node: record.node, timestamp: record.timestamp };
+  }
+  if (text === undefined && best.size === 0) {
+    throw new WalnutError('ENOENTITY', `no entity '${target}': no file and no journal records`, { data: { target }, hints: [`create it with 'walnut set ${target} <field> <value>'`] });
+  }
+  return { target, file: path.relative(repo.root, file), exists: text !== undefined, deleted, fields, body, pending };
+}
+
+export interface LogEntry {
+  timestamp: string;
+  node: string;
+  target: string;
+  field: string;
+  value: unknown;
+  hash: string;
+  segment: string;
+  offset: number;
+  compacted: boolean;
+}
+
+/**
+ * History of records, oldest first by the total order, with optional filters.
+ *
+ * @param options.target - only this target
+ * @param options.field - only this field (with target)
+ * @param options.node - only records written by this node
+ * @param options.sinceMs - only records stamped at or after this time
+ * @returns the records; duplicates (same record hash) are listed once
+ */
+export function logRecords({ repo, target, field, node, sinceMs, onIssue }: { repo: Repo; target?: string; field?: string; node?: string; sinceMs?: number; onIssue?: (i: ReadIssue) => void }): LogEntry[] {
+  if (target !== undefined && !isSystemTarget(target)) checkTarget(target);
+  const cp = readCheckpoint(repo);
+  const out: Array<LogEntry & { stamp: string }> = [];
+  const seen = new Set<string>();
+  for (const seg of allSegments(repo)) {
+    const mark = cp.segments[seg.rel];
+    scanSegment(
+      seg.file,
+      { rel: seg.rel },
+      ({ record, start }) => {
+        if (target !== undefined && record.target !== target) return;
+        if (field !== undefined && record.field !== field) return;
+        if (node !== undefined && record.node !== node) return;
+        if (sinceMs !== undefined && Date.parse(record.timestamp) < sinceMs) return;
+        const hash = recordHash(record);
+        if (seen.has(hash)) return;
+        seen.add(hash);
+        out.push({
+          timestamp: record.timestamp,
+          node: record.node,
+          target: record.target,
+          field: record.field,
+          value: decodeValue(record.value),
+          hash,
+          segment: seg.rel,
+          offset: start,
+          compacted: mark !== undefined && start < mark.offset,
+          stamp: stampOf(record, hash),
+        });
+      },
+      onIssue,
+    );
+  }
+  out.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0));
+  return out.map(({ stamp: _stamp, ...e }) => e);
+}
+
+export interface StatusReport {
+  node: string;
+  pending: { total: number; byNode: Record<string, number>; byEntity: Record<string, number>; system: number };
+  /** files whose content differs from what walnut last wrote or recorded */
+  modified: string[];
+  /** entity files walnut has not seen yet (adopted as they are at the next compaction) */
+  untracked: string[];
+  /** entity files in the index that are gone from disk */
+  missing: string[];
+  issues: ReadIssue[];
+}
+
+/**
+ * Status of the data directory: pending records per node and entity, and
+ * entity files edited by hand. Uses size and mtime from the index to avoid
+ * hashing files that did not change.
+ */
+export function status({ repo }: { repo: Repo }): StatusReport {
+  const cp = readCheckpoint(repo);
+  const index = EntityIndex.load(repo, cp.generation);
+  const report: StatusReport = { node: repo.node, pending: { total: 0, byNode: {}, byEntity: {}, system: 0 }, modified: [], untracked: [], missing: [], issues: [] };
+  scanPending(
+    repo,
+    cp,
+    ({ record }) => {
+      report.pending.total++;
+      report.pending.byNode[record.node] = (report.pending.byNode[record.node] ?? 0) + 1;
+      if (isSystemTarget(record.target)) report.pending.system++;
+      else report.pending.byEntity[record.target] = (report.pending.byEntity[record.target] ?? 0) + 1;
+    },
+    (i) => report.issues.push(i),
+  );
+  const changes = scanEntityFiles(repo, index);
+  report.modified = changes.modified.map((c) => c.target);
+  report.untracked = changes.untracked.map((c) => c.target);
+  report.missing = changes.missing;
+  return report;
+}
+
+export interface FileChange {
+  target: string;
+  file: string;
+  text: string;
+  blob: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * Find entity files whose content differs from the index (hand edits), files
+ * the index does not know, and indexed files that are gone.
+ */
+export function scanEntityFiles(repo: Repo, index: EntityIndex): { modified: FileChange[]; untracked: FileChange[]; missing: string[] } {
+  const modified: FileChange[] = [];
+  const untracked: FileChange[] = [];
+  const missing: string[] = [];
+  const onDisk = new Set<string>();
+  for (const target of listEntityTargets(repo)) {
+    onDisk.add(target);
+    const file = path.join(repo.root, target, ENTITY_FILE);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      continue;
+    }
+    const entry = index.get(target);
+    if (entry && entry.blob !== '' && entry.size === st.size && entry.mtimeMs === Math.round(st.mtimeMs)) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    const blob = blobId(text);
+    const change = { target, file, text, blob, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
+    if (!entry) untracked.push(change);
+    else if (!index.knownBlobs(target).includes(blob)) modified.push(change);
+  }
+  for (const target of index.targets()) {
+    const e = index.get(target);
+    if (e && e.blob !== '' && !onDisk.has(target)) missing.push(target);
+  }
+  return { modified, untracked, missing };
+}
+
+/** Targets that have an entity file on disk: `<collection>/<slug>/_index.md`. */
+export function listEntityTargets(repo: Repo): string[] {
+  const out: string[] = [];
+  for (const collection of safeReaddir(repo.root)) {
+    if (collection.startsWith('.') || collection === 'wal' || collection === 'node_modules') continue;
+    const cdir = path.join(repo.root, collection);
+    for (const slug of safeReaddir(cdir)) {
+      if (slug.startsWith('.')) continue;
+      if (fs.existsSync(path.join(cdir, slug, ENTITY_FILE))) out.push(`${collection}/${slug}`);
+    }
+  }
+  return out.sort();
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,121 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseRecord, encodeRecord, decodeValue, causalityCounter, recordHash, stampOf, splitRecords, checkTarget, checkField, checkNodeId, canonicalText } from '../formats/usv.js';
+import { scanSegment, type ReadIssue } from '../lib/journal.js';
+import { FormatError } from '../lib/errors.js';
+import { ROOT, tmpDir } from './helpers.js';
+
+interface Vector {
+  name: string;
+  input: string;
+  expected: Array<Record<string, unknown>>;
+  issues: Array<{ code: string; offset: number }>;
+}
+const { vectors } = JSON.parse(fs.readFileSync(path.join(ROOT, 'formats', 'journal-vectors.json'), 'utf8')) as { vectors: Vector[] };
+
+function readAll(text: string | Buffer, chunkSize?: number) {
+  const file = path.join(tmpDir(), 'seg.usv');
+  fs.writeFileSync(file, text);
+  const records: Array<Record<string, unknown>> = [];
+  const issues: ReadIssue[] = [];
+  scanSegment(file, { rel: 'seg.usv', chunkSize }, ({ record }) => {
+    const r: Record<string, unknown> = { timestamp: record.timestamp, node: record.node, target: record.target, field: record.field, value: decodeValue(record.value), counter: causalityCounter(record.causality), format: record.format };
+    if (record.campaign !== undefined) r.campaign = record.campaign;
+    if (record.environment !== undefined) r.environment = record.environment;
+    records.push(r);
+  }, (i) => issues.push(i));
+  return { records, issues };
+}
+
+for (const v of vectors) {
+  test(`vector: ${v.name}`, () => {
+    for (const chunkSize of [1 << 20, 7]) {
+      const { records, issues } = readAll(v.input, chunkSize);
+      assert.equal(records, v.expected, `records (chunk ${chunkSize})`);
+      assert.equal(issues.map((i) => ({ code: i.code, offset: i.offset })), v.issues, `issues (chunk ${chunkSize})`);
+    }
+  });
+}
+
+test('encode then parse round-trips', () => {
+  const rec = { timestamp: '2026-11-21T10:00:00.123Z', node: 'pi-01', target: 'companies/acme', field: 'notes', value: JSON.stringify('line 1\nline 2 \u001f'), causality: 'hlc:7' };
+  const text = encodeRecord(rec);
+  assert.ok(text.endsWith('\u001e\n'));
+  assert.not.ok(text.slice(0, -2).includes('\n'), 'JSON escapes newlines, so a record is one line');
+  const parsed = parseRecord(text.slice(0, -2));
+  assert.equal(parsed, { ...rec, format: 1 });
+  assert.is(decodeValue(parsed.value), 'line 1\nline 2 \u001f');
+});
+
+test('record hash ignores the separator style', () => {
+  const a = parseRecord('2026-11-21T10:00:00.000Z\u001fhub\u001fpeople/jane\u001fname\u001f"Jane"\u001fhlc:1');
+  const b = parseRecord('2026-11-21T10:00:00.000Z\u241fhub\u241fpeople/jane\u241fname\u241f"Jane"\u241fhlc:1');
+  assert.is(recordHash(a), recordHash(b));
+  assert.is(canonicalText(a), canonicalText(b));
+  assert.is(recordHash(a).length, 16);
+});
+
+test('stamps order by time, counter, node, hash', () => {
+  const mk = (ts: string, node: string, c: number, value = '1') => parseRecord(`${ts}\u001f${node}\u001fa/b\u001ff\u001f${value}\u001fhlc:${c}`);
+  const order = [
+    mk('2026-11-21T10:00:00.000Z', 'zz', 5),
+    mk('2026-11-21T10:00:00.000Z', 'aa', 6),
+    mk('2026-11-21T10:00:00.000Z', 'pi', 7),
+    mk('2026-11-21T10:00:00.000Z', 'pi-01', 7),
+    mk('2026-11-21T10:00:00.001Z', 'aa', 0),
+    mk('2026-11-22T00:00:00.000Z', 'aa', 0),
+  ];
+  const stamps = order.map((r) => stampOf(r));
+  assert.equal([...stamps].sort(), stamps);
+  const x = mk('2026-11-21T10:00:00.000Z', 'aa', 6, '2');
+  assert.is.not(stampOf(x), stamps[1], 'equal time, counter and node: the hash decides');
+});
+
+test('value decoding: JSON, else raw string', () => {
+  assert.is(decodeValue('42'), 42);
+  assert.is(decodeValue('"42"'), '42');
+  assert.is(decodeValue('Berlin'), 'Berlin');
+  assert.is(decodeValue('{broken'), '{broken');
+  assert.is(decodeValue('null'), null);
+  assert.is(decodeValue('true'), true);
+  assert.is(decodeValue(''), '');
+  assert.is(decodeValue('2026-11-21'), '2026-11-21');
+});
+
+test('splitRecords waits for a possible newline at a chunk end', () => {
+  const buf = Buffer.from('a\u001e');
+  assert.equal(splitRecords(buf, 0, false).records.length, 0);
+  assert.equal(splitRecords(buf, 0, true).records.map((r) => [r.start, r.end]), [[0, 2]]);
+});
+
+test('invalid UTF-8 and binary garbage are reported, the rest is read', () => {
+  const good = '2026-11-21T10:00:00.000Z\u001fpi-01\u001fcompanies/acme\u001fname\u001f"A"\u001fhlc:0\u001e\n';
+  const garbage = Buffer.from([0xff, 0xfe, 0x00, 0x1e, 0x0a]);
+  const { records, issues } = readAll(Buffer.concat([Buffer.from(good), garbage, Buffer.from(good)]));
+  assert.is(records.length, 2);
+  assert.equal(issues.map((i) => [i.code, i.offset]), [['EUTF8', Buffer.byteLength(good)]]);
+});
+
+test('a record over 1 MiB is skipped with an error, the next one is read', () => {
+  const good = '2026-11-21T10:00:00.000Z\u001fpi-01\u001fcompanies/acme\u001fname\u001f"A"\u001fhlc:0\u001e\n';
+  const huge = 'x'.repeat(1024 * 1024 + 100) + '\u001e\n';
+  for (const chunkSize of [1 << 20, 65536]) {
+    const { records, issues } = readAll(good + huge + good, chunkSize);
+    assert.is(records.length, 2, `chunk ${chunkSize}`);
+    assert.equal(issues.map((i) => i.code), ['ETOOLARGE']);
+  }
+});
+
+test('names: path tricks and control characters are refused', () => {
+  for (const bad of ['../x', 'a/..', 'a/b/c', 'a', '/a', 'a/', 'a/.hidden', 'a/b\u0000', 'a/b\n', 'a/b c', 'a\\b/c', '']) {
+    assert.throws(() => checkTarget(bad), (e: unknown) => e instanceof FormatError && e.code === 'ETARGET', bad);
+  }
+  assert.equal(checkTarget('companies/acme-corp'), { collection: 'companies', slug: 'acme-corp' });
+  for (const bad of ['', 'a\u001fb', 'a\nb', 'a\u241eb']) assert.throws(() => checkField(bad), (e: unknown) => e instanceof FormatError && e.code === 'EFIELD');
+  for (const bad of ['', 'Pi', '-pi', 'pi_01', 'a'.repeat(64)]) assert.throws(() => checkNodeId(bad));
+  assert.is(checkNodeId('pi-01'), 'pi-01');
+});
+
+test.run();
