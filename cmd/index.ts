@@ -11,9 +11,11 @@ import { show } from './show.js';
 import { log } from './log.js';
 import { status } from './status.js';
 import { config } from './config.js';
+import { compact } from './compact.js';
+import { record } from './record.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config];
+export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record];
 
 /** The command's name: the first word of its yargs command string. */
 export function commandName(c: Command<unknown>): string {

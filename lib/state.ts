@@ -74,29 +74,49 @@ export interface IndexEntry {
   blob: string;
   size: number;
   mtimeMs: number;
-  /** field → stamp of the record whose value the file holds */
-  stamps: Map<string, string>;
+  /** field → stamp of the record whose value the file holds ('' when adopted from an existing file) and a hash of that value */
+  stamps: Map<string, FieldStamp>;
   generation: number;
 }
 
+export interface FieldStamp {
+  stamp: string;
+  vhash: string;
+}
+
 const HEADER = 'walnut-index 1\n';
+
+/** Hash of a field value (stable JSON), to tell which keys a hand edit changed. */
+export function valueHash(value: unknown): string {
+  return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 12);
+}
+
+/** JSON with object keys sorted, so equal values have equal text. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(stableJson).join(',') + ']';
+  if (value !== null && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    return '{' + Object.keys(obj).sort().filter((k) => obj[k] !== undefined).map((k) => JSON.stringify(k) + ':' + stableJson(obj[k])).join(',') + '}';
+  }
+  return JSON.stringify(value) ?? 'null';
+}
 
 function parseLine(line: string): { target: string; entry: IndexEntry } | undefined {
   const parts = line.split('\t');
   if (parts.length !== 6) return undefined;
   const [target, generation, blob, size, mtimeMs, stampText] = parts;
-  const stamps = new Map<string, string>();
+  const stamps = new Map<string, FieldStamp>();
   if (stampText) {
-    for (const pair of stampText.split('\x1f')) {
-      const i = pair.indexOf('\x1e');
-      if (i > 0) stamps.set(pair.slice(0, i), pair.slice(i + 1));
+    for (const triple of stampText.split('\x1f')) {
+      const [field, stamp, vhash] = triple.split('\x1e');
+      if (field && vhash !== undefined) stamps.set(field, { stamp, vhash });
     }
   }
   return { target, entry: { blob, size: Number(size), mtimeMs: Number(mtimeMs), stamps, generation: Number(generation) } };
 }
 
 function formatLine(target: string, e: IndexEntry): string {
-  const stamps = [...e.stamps].map(([f, s]) => f + '\x1e' + s).join('\x1f');
+  const stamps = [...e.stamps].map(([f, s]) => f + '\x1e' + s.stamp + '\x1e' + s.vhash).join('\x1f');
   return `${target}\t${e.generation}\t${e.blob}\t${e.size}\t${Math.round(e.mtimeMs)}\t${stamps}\n`;
 }
 

@@ -98,7 +98,7 @@ export function showEntity({ repo, target, onIssue }: { repo: Repo; target: stri
   let deleted = entry?.blob === '' && text === undefined;
   for (const [field, { stamp, record }] of best) {
     const applied = entry?.stamps.get(field);
-    if (applied && applied >= stamp) continue;
+    if (applied && applied.stamp >= stamp) continue;
     const value = decodeValue(record.value);
     if (field === BODY_FIELD) {
       body = value === null ? '' : String(value);

@@ -1,0 +1,47 @@
+import { showValue, type Command } from './_cli.js';
+import { leaseOptions, crashHook } from './_lease.js';
+
+export const compact: Command<{ wait?: string; dryRun?: boolean }> = {
+  command: 'compact',
+  describe: 'merge new journal records into the entity files',
+  usage: ['walnut compact [--wait <duration>] [--dry-run] [--json]'],
+  builder: (y) =>
+    y
+      .option('wait', { type: 'string', describe: 'wait this long for another compaction to finish (default 60s; 0 = do not wait)' })
+      .option('dry-run', { type: 'boolean', describe: 'show what would change; write nothing' }),
+  async handler(ctx, argv) {
+    const { compact: run } = await import('../lib/compact.js');
+    const out = ctx.out;
+    const progress = out.tty && !out.quiet && !out.json;
+    const result = await run({
+      repo: ctx.repo,
+      clock: ctx.clock,
+      ...leaseOptions(ctx, argv.wait),
+      dryRun: argv.dryRun,
+      crashPoint: crashHook(ctx),
+      onProgress: progress ? (p) => process.stderr.write(`\rcompacting: ${p.phase} ${Math.floor((100 * p.done) / Math.max(1, p.total))}%   `) : undefined,
+    });
+    if (progress) process.stderr.write('\r\x1b[K');
+    for (const i of result.issues) out.issue(i);
+    for (const b of result.broken) out.warn(`'${b.file}'${b.line ? ` line ${b.line}` : ''}: ${b.message}; left untouched`, { code: 'EBROKEN', file: b.file, line: b.line });
+    for (const a of result.ahead) out.warn(`a record of node '${a.node}' is stamped ${a.timestamp}, ${Math.round(a.aheadMs / 60000)} min ahead of this machine's clock; merged, the clock moved only to the bound`, { code: 'EAHEAD', ...a });
+    if (out.json) {
+      out.jsonDoc({ ...result, issues: result.issues.length, ahead: result.ahead.length });
+      return;
+    }
+    if (argv.dryRun) {
+      for (const c of result.changes) {
+        out.data(`${c.action} ${c.target}`);
+        for (const f of c.fields) out.data(`  ${f.field}: ${f.from === undefined ? '(none)' : showValue(f.from)} -> ${f.to === null ? '(removed)' : showValue(f.to)}`);
+      }
+      if (result.recorded) out.data(`(${result.recorded} hand-edited key${result.recorded === 1 ? '' : 's'} would be recorded first)`);
+      return;
+    }
+    // Only system records (e.g. the last run's sync_checkpoint): nothing to say (cron).
+    if (result.idle || (result.records === 0 && !result.recorded && !result.adopted && !result.deleted)) return;
+    const parts = [`${result.created} created`, `${result.updated} updated`, `${result.deleted} deleted`];
+    if (result.recorded) parts.push(`${result.recorded} hand edit${result.recorded === 1 ? '' : 's'} recorded`);
+    if (result.adopted) parts.push(`${result.adopted} adopted`);
+    out.status(`compacted ${result.records} record${result.records === 1 ? '' : 's'}: ${parts.join(', ')} (generation ${result.generation})`);
+  },
+};

@@ -1,0 +1,498 @@
+/**
+ * Compaction: merge the records written since the checkpoint into the entity
+ * files, field by field, the greatest record by the total order winning.
+ *
+ * Under the `compact` lease:
+ *  1. record hand edits (lib/record.ts) and adopt unseen files;
+ *  2. read the segments from their checkpoint offsets (a segment that changed
+ *     below its checkpoint is read again from its start: re-applying a record
+ *     changes nothing);
+ *  3. per pass (targets split by hash so the winners of one pass fit in
+ *     memory; each file is written once), apply winners newer than the stamps
+ *     in the index; only changed keys are rewritten, untouched files are not
+ *     written at all; files are replaced by temp + fsync + rename + fsync of
+ *     the folder;
+ *  4. save the index (lines of the new generation), then the checkpoint, which
+ *     commits the generation; then a `system sync_checkpoint` record.
+ *
+ * Killed at any instant, a rerun computes the same files: index lines of an
+ * unfinished generation are rolled back (their blobs still count as written
+ * by walnut), and the records after the old checkpoint are applied again.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkTarget, decodeValue, isSystemTarget, stampOf, type JournalRecord } from '../formats/usv.js';
+import { updateEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
+import { FormatError } from './errors.js';
+import { Clock, type ClockOptions, type AheadReport } from './clock.js';
+import { scanSegment, SegmentWriter, type ReadIssue } from './journal.js';
+import { withLease } from './lease.js';
+import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stableJson, type Checkpoint, type FieldStamp, type IndexEntry } from './state.js';
+import { recordEdits, fileFields, readFileChange, type BrokenFile } from './record.js';
+import { allSegments, entityFile } from './view.js';
+import { blobId } from './hash.js';
+import { fsyncDir, writeFileAtomic, readFileOrUndefined, TEMP_SUFFIX } from './fsutil.js';
+import type { Repo } from './repo.js';
+
+/** Named points where a test can make compaction die (see `crashPoint`). */
+export const CRASH_POINTS = [
+  'compact:after-record',
+  'compact:after-scan',
+  'compact:after-first-write',
+  'compact:after-writes',
+  'compact:after-index',
+  'compact:before-checkpoint',
+  'compact:after-checkpoint',
+] as const;
+
+/** Default memory budget: pending journal bytes merged in one pass. */
+export const DEFAULT_PASS_BYTES = 48 * 1024 * 1024;
+
+export interface CompactProgress {
+  phase: 'record' | 'merge' | 'write';
+  done: number;
+  total: number;
+}
+
+export interface FieldChangeView {
+  field: string;
+  from?: unknown;
+  to: unknown;
+}
+
+export interface EntityChange {
+  target: string;
+  action: 'create' | 'update' | 'delete';
+  fields: FieldChangeView[];
+}
+
+export interface CompactResult {
+  generation: number;
+  dryRun: boolean;
+  /** entity records read since the checkpoint */
+  records: number;
+  systemRecords: number;
+  created: number;
+  updated: number;
+  deleted: number;
+  /** entity changes (all of them with dryRun, else at most `listLimit`) */
+  changes: EntityChange[];
+  /** records written for hand edits */
+  recorded: number;
+  adopted: number;
+  broken: BrokenFile[];
+  issues: ReadIssue[];
+  ahead: AheadReport[];
+  /** segments that changed below their checkpoint and were read again */
+  resetSegments: string[];
+  /** nothing was pending: no record, no hand edit */
+  idle: boolean;
+}
+
+export interface CompactOptions {
+  repo: Repo;
+  clock?: ClockOptions;
+  /** wait this long (ms) for a live holder of the lease */
+  wait?: number;
+  /** lease stale timeout (ms) */
+  stale?: number;
+  dryRun?: boolean;
+  onProgress?: (p: CompactProgress) => void;
+  /** called at each named crash point; a test hook kills the process there */
+  crashPoint?: (name: string) => void;
+  passBytes?: number;
+  /** files written at once */
+  concurrency?: number;
+  listLimit?: number;
+}
+
+/**
+ * Compact the data directory.
+ *
+ * @returns what was done; `idle` when there was nothing to do
+ * @throws LockHeldError when another compaction holds the lease past `wait`
+ * @example const r = await compact({ repo, wait: 30_000 }); console.log(r.updated)
+ */
+export async function compact(options: CompactOptions): Promise<CompactResult> {
+  return withLease(options.repo, 'compact', { wait: options.wait ?? 0, stale: options.stale }, (check) => compactLocked(options, check));
+}
+
+interface Winner {
+  stamp: string;
+  value: string;
+}
+
+type Winners = Map<string, Map<string, Winner>>;
+
+interface WriteJob {
+  target: string;
+  file: string;
+  text: string;
+}
+
+async function compactLocked(options: CompactOptions, check: () => void): Promise<CompactResult> {
+  const { repo, dryRun = false, onProgress, crashPoint = () => {}, passBytes = DEFAULT_PASS_BYTES, concurrency = 8, listLimit = 1000 } = options;
+  const cp = readCheckpoint(repo);
+  const generation = cp.generation + 1;
+  const index = EntityIndex.load(repo, cp.generation);
+  const clock = Clock.load(repo, options.clock);
+  const result: CompactResult = {
+    generation,
+    dryRun,
+    records: 0,
+    systemRecords: 0,
+    created: 0,
+    updated: 0,
+    deleted: 0,
+    changes: [],
+    recorded: 0,
+    adopted: 0,
+    broken: [],
+    issues: [],
+    ahead: clock.ahead,
+    resetSegments: [],
+    idle: false,
+  };
+
+  // 1. hand edits
+  onProgress?.({ phase: 'record', done: 0, total: 1 });
+  const rec = recordEdits({ repo, index, clock, generation, dryRun });
+  result.recorded = rec.records.length;
+  result.adopted = rec.adopted.length;
+  result.broken.push(...rec.broken);
+  crashPoint('compact:after-record');
+  check();
+
+  // 2. what to read: every segment from its checkpoint (records written just now included)
+  const spans: Array<{ file: string; rel: string; start: number; end: number }> = [];
+  let pendingBytes = 0;
+  for (const seg of allSegments(repo)) {
+    const mark = cp.segments[seg.rel];
+    let start = 0;
+    if (mark) {
+      if (mark.offset <= seg.size && tailHash(seg.file, mark.offset) === mark.tail) start = mark.offset;
+      else {
+        result.resetSegments.push(seg.rel);
+        result.issues.push({ code: 'ECHANGED', message: `segment changed below its checkpoint (was ${mark.offset} bytes compacted, now ${seg.size} bytes); read again from the start`, file: seg.rel, offset: Math.min(mark.offset, seg.size) });
+      }
+    }
+    spans.push({ file: seg.file, rel: seg.rel, start, end: seg.size });
+    pendingBytes += seg.size - start;
+  }
+  const deferred = readDeferred(repo);
+  if (pendingBytes === 0 && rec.records.length === 0 && rec.adopted.length === 0 && deferred.size === 0 && Object.keys(cp.segments).length === spans.length) {
+    result.idle = true;
+    return result;
+  }
+
+  // 3. merge, pass by pass
+  const passes = Math.max(1, Math.ceil(pendingBytes / passBytes));
+  const complete = new Map<string, number>();
+  const stillDeferred: Winners = new Map();
+  let high = cp.high ?? '';
+  let readBytes = 0;
+  const writes: WriteJob[] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    const winners: Winners = new Map();
+    for (const span of spans) {
+      const { complete: done } = scanSegment(
+        span.file,
+        { start: span.start, end: span.end, rel: span.rel },
+        ({ record }) => {
+          if (pass === 0) {
+            clock.observe(record);
+            if (isSystemTarget(record.target)) {
+              result.systemRecords++;
+              return;
+            }
+          } else if (isSystemTarget(record.target)) return;
+          if (passes > 1 && partition(record.target, passes) !== pass) return;
+          if (!validTarget(record, span.rel, result.issues)) return;
+          result.records++;
+          const stamp = stampOf(record);
+          if (stamp > high) high = stamp;
+          offer(winners, record.target, record.field, stamp, record.value);
+        },
+        pass === 0 ? (i) => result.issues.push(i) : undefined,
+      );
+      if (pass === 0) complete.set(span.rel, done);
+      readBytes += span.end - span.start;
+      onProgress?.({ phase: 'merge', done: readBytes, total: pendingBytes * passes });
+    }
+    for (const [target, fields] of deferred) {
+      if (passes > 1 && partition(target, passes) !== pass) continue;
+      for (const [field, w] of fields) offer(winners, target, field, w.stamp, w.value);
+    }
+    if (pass === 0) crashPoint('compact:after-scan');
+    check();
+    const targets = [...winners.keys()].sort();
+    for (const target of targets) {
+      const fields = winners.get(target)!;
+      const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
+      if (job) writes.push(job);
+    }
+    if (!dryRun) {
+      await writeFiles(writes, concurrency, index, generation, crashPoint, onProgress);
+      crashPoint('compact:after-writes');
+      check();
+      index.save();
+      crashPoint('compact:after-index');
+    }
+    writes.length = 0;
+  }
+  if (dryRun) return result;
+
+  // 4. commit
+  writeDeferred(repo, stillDeferred);
+  crashPoint('compact:before-checkpoint');
+  check();
+  const next: Checkpoint = { version: 1, generation, high: high || undefined, segments: {} };
+  for (const span of spans) {
+    const offset = complete.get(span.rel) ?? span.start;
+    next.segments[span.rel] = { offset, tail: tailHash(span.file, offset) };
+  }
+  writeCheckpoint(repo, next);
+  crashPoint('compact:after-checkpoint');
+  clock.save();
+  if (result.records > 0) {
+    const writer = new SegmentWriter(repo.wal, 'always');
+    try {
+      const { timestamp, causality } = clock.tick();
+      writer.append({ timestamp, node: repo.node, target: 'system', field: 'sync_checkpoint', value: JSON.stringify({ generation, records: result.records, high: high ? new Date(parseInt(high.slice(0, 9), 36)).toISOString() : null }), causality });
+    } finally {
+      writer.close();
+    }
+  }
+  return result;
+}
+
+function offer(winners: Winners, target: string, field: string, stamp: string, value: string): void {
+  let fields = winners.get(target);
+  if (!fields) winners.set(target, (fields = new Map()));
+  const cur = fields.get(field);
+  if (!cur || stamp > cur.stamp) fields.set(field, { stamp, value });
+}
+
+function validTarget(record: JournalRecord, rel: string, issues: ReadIssue[]): boolean {
+  try {
+    checkTarget(record.target);
+    return true;
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    issues.push({ code: err.code, message: `${err.message}; record not applied`, file: rel, offset: -1 });
+    return false;
+  }
+}
+
+/** FNV-1a hash of a target, modulo the number of passes. */
+function partition(target: string, passes: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < target.length; i++) {
+    h ^= target.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % passes;
+}
+
+const TRUE_HASH = valueHash(true);
+
+interface ApplyArgs {
+  repo: Repo;
+  index: EntityIndex;
+  clock: Clock;
+  generation: number;
+  target: string;
+  fields: Map<string, Winner>;
+  result: CompactResult;
+  dryRun: boolean;
+  listLimit: number;
+  stillDeferred: Winners;
+}
+
+/** Decide the new content of one entity; returns a write job when the file changes. */
+function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred }: ApplyArgs): WriteJob | undefined {
+  const file = entityFile(repo, target);
+  const rel = path.relative(repo.root, file);
+  let entry = index.get(target);
+  let text = readFileOrUndefined(file);
+  // A file edited since the record step (or never seen): record it first, never overwrite an edit.
+  if (text !== undefined && (!entry || !index.knownBlobs(target).includes(blobId(text)))) {
+    const change = readFileChange(repo, target, file, blobId);
+    if (change) {
+      const r = recordEdits({ repo, index, clock, generation, dryRun, only: entry ? [change] : undefined });
+      if (!entry && !dryRun) {
+        // never seen: adopt as it is
+        try {
+          const stamps = new Map<string, FieldStamp>();
+          for (const [k, v] of fileFields(change.text, rel)) stamps.set(k, { stamp: '', vhash: valueHash(v) });
+          index.set(target, { blob: change.blob, size: change.size, mtimeMs: change.mtimeMs, stamps, generation });
+          result.adopted++;
+        } catch (err) {
+          if (!(err instanceof FormatError)) throw err;
+          result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
+        }
+      }
+      result.recorded += r.records.length;
+      result.broken.push(...r.broken);
+      for (const record of r.records) {
+        const stamp = stampOf(record);
+        const cur = fields.get(record.field);
+        if (!cur || stamp > cur.stamp) fields.set(record.field, { stamp, value: record.value });
+      }
+      entry = index.get(target);
+      text = change.text;
+    }
+  }
+  let current: Map<string, unknown>;
+  try {
+    current = text !== undefined ? fileFields(text, rel) : new Map();
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    if (!result.broken.some((b) => b.target === target)) result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
+    stillDeferred.set(target, fields);
+    return undefined;
+  }
+  const stamps = new Map(entry?.stamps ?? []);
+  const changed = new Map<string, unknown>();
+  for (const [field, w] of fields) {
+    const old = stamps.get(field);
+    if (old && old.stamp >= w.stamp) continue;
+    const value = decodeValue(w.value);
+    stamps.set(field, { stamp: w.stamp, vhash: valueHash(value) });
+    changed.set(field, value);
+  }
+  if (changed.size === 0 && entry) return undefined;
+  // Deleted when the winning @deleted is true and no field was written after it.
+  const del = stamps.get(DELETED_FIELD);
+  let newestField = '';
+  for (const [f, s] of stamps) if (f !== DELETED_FIELD && s.stamp > newestField) newestField = s.stamp;
+  const deleted = del !== undefined && del.vhash === TRUE_HASH && del.stamp > newestField;
+  const view: EntityChange = { target, action: text === undefined ? 'create' : 'update', fields: [] };
+  let newText: string | undefined;
+  if (deleted) {
+    if (text !== undefined) {
+      view.action = 'delete';
+      if (!dryRun) moveToTrash(repo, target, file, generation);
+      result.deleted++;
+    }
+    if (!dryRun) index.set(target, { blob: '', size: 0, mtimeMs: 0, stamps, generation });
+  } else {
+    const edits = new Map<string, unknown>();
+    for (const [field, value] of changed) {
+      if (field === DELETED_FIELD) continue;
+      const was = current.get(field);
+      const isNull = value === null || (field === BODY_FIELD && value === '');
+      if (isNull ? was === undefined || (field === BODY_FIELD && was === '') : was !== undefined && stableJson(was) === stableJson(value)) continue;
+      edits.set(field, value);
+      if (view.fields.length < 100) view.fields.push({ field, from: was, to: value });
+    }
+    if (edits.size > 0) newText = updateEntity(text ?? '', edits, rel);
+    if (newText === text) newText = undefined;
+    if (newText !== undefined) {
+      if (text === undefined) result.created++;
+      else result.updated++;
+    }
+    if (!dryRun) {
+      const blob = newText !== undefined ? blobId(newText) : entry?.blob ?? (text !== undefined ? blobId(text) : '');
+      index.set(target, { blob, size: entry?.size ?? 0, mtimeMs: entry?.mtimeMs ?? 0, stamps, generation });
+    }
+  }
+  if ((newText !== undefined || view.action === 'delete') && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
+  return newText !== undefined ? { target, file, text: newText } : undefined;
+}
+
+function moveToTrash(repo: Repo, target: string, file: string, generation: number): void {
+  const dir = path.join(repo.dir, 'trash', target);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.renameSync(file, path.join(dir, `${generation}_index.md`));
+  fsyncDir(path.dirname(file));
+  try {
+    fs.rmdirSync(path.dirname(file)); // only when empty: other files of the entity stay
+  } catch {
+    /* not empty */
+  }
+}
+
+async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIndex, generation: number, crashPoint: (name: string) => void, onProgress?: (p: CompactProgress) => void): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const job = jobs[next++];
+      await fs.promises.mkdir(path.dirname(job.file), { recursive: true });
+      const tmp = path.join(path.dirname(job.file), `.${path.basename(job.file)}${TEMP_SUFFIX}`);
+      const handle = await fs.promises.open(tmp, 'w');
+      try {
+        await handle.writeFile(job.text);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(tmp, job.file);
+      const dir = await fs.promises.open(path.dirname(job.file), 'r');
+      try {
+        await dir.sync().catch(() => {});
+      } finally {
+        await dir.close();
+      }
+      const st = await fs.promises.stat(job.file);
+      const entry = index.get(job.target) as IndexEntry;
+      index.set(job.target, { ...entry, size: st.size, mtimeMs: Math.round(st.mtimeMs), generation });
+      if (++done === 1) crashPoint('compact:after-first-write');
+      if (done % 1000 === 0) onProgress?.({ phase: 'write', done, total: jobs.length });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, jobs.length)) }, worker));
+  if (jobs.length > 0) onProgress?.({ phase: 'write', done, total: jobs.length });
+}
+
+function readDeferred(repo: Repo): Winners {
+  const text = readFileOrUndefined(path.join(repo.dir, 'deferred'));
+  const out: Winners = new Map();
+  if (!text) return out;
+  const obj = JSON.parse(text) as Record<string, Record<string, Winner>>;
+  for (const [target, fields] of Object.entries(obj)) out.set(target, new Map(Object.entries(fields)));
+  return out;
+}
+
+function writeDeferred(repo: Repo, deferred: Winners): void {
+  const file = path.join(repo.dir, 'deferred');
+  if (deferred.size === 0) {
+    fs.rmSync(file, { force: true });
+    return;
+  }
+  const obj: Record<string, Record<string, Winner>> = {};
+  for (const [target, fields] of deferred) obj[target] = Object.fromEntries(fields);
+  writeFileAtomic(file, JSON.stringify(obj));
+}
+
+export interface RecordOptions {
+  repo: Repo;
+  clock?: ClockOptions;
+  wait?: number;
+  stale?: number;
+  dryRun?: boolean;
+}
+
+/**
+ * `walnut record`: turn hand edits into journal records now (compaction does
+ * this first too). Holds the compaction lease; commits a new generation.
+ *
+ * @returns records written, edited, adopted and broken files
+ * @throws LockHeldError when a compaction holds the lease past `wait`
+ * @example const { edited } = await record({ repo })
+ */
+export async function record({ repo, clock: clockOptions, wait = 0, stale, dryRun = false }: RecordOptions) {
+  return withLease(repo, 'compact', { wait, stale }, () => {
+    const cp = readCheckpoint(repo);
+    const generation = cp.generation + 1;
+    const index = EntityIndex.load(repo, cp.generation);
+    const clock = Clock.load(repo, clockOptions);
+    const result = recordEdits({ repo, index, clock, generation, dryRun });
+    if (!dryRun && index.pending > 0) {
+      index.save();
+      writeCheckpoint(repo, { ...cp, generation });
+    }
+    return result;
+  });
+}
