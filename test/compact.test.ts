@@ -1,0 +1,241 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { walnut, walnutAsync, initRepoDir, tmpDir, snapshotTree, BIN } from './helpers.js';
+import { CRASH_POINTS } from '../lib/compact.js';
+
+const NOW = { WALNUT_NOW: '2026-11-21T10:00:00.000Z' };
+const FAST_LEASE = { WALNUT_LEASE_STALE_MS: '2000' };
+
+function ok(args: string[], cwd: string, env: Record<string, string> = {}, input?: string) {
+  const r = walnut(args, { cwd, env: { ...NOW, ...env }, input });
+  assert.is(r.code, 0, `walnut ${args.join(' ')} failed: ${r.stderr}`);
+  return r;
+}
+
+function read(dir: string, target: string): string {
+  return fs.readFileSync(path.join(dir, target, '_index.md'), 'utf8');
+}
+
+/** Only the entity files: what compaction must produce identically. */
+function entityFiles(dir: string) {
+  return snapshotTree(dir, { skip: ['.walnut', 'wal'] });
+}
+
+/** A data directory with compacted files, hand edits, and new records from two nodes. */
+function scenario(): string {
+  const dir = initRepoDir('pi-01');
+  const batch = [];
+  for (let i = 0; i < 40; i++) batch.push(JSON.stringify({ target: `companies/c${i}`, field: 'name', value: `Company ${i}` }));
+  ok(['set', '--batch'], dir, {}, batch.join('\n'));
+  ok(['compact'], dir);
+  // a hand edit keeping a comment, and a brand new file written by hand
+  fs.writeFileSync(path.join(dir, 'companies/c1/_index.md'), '---\n# keep me\nname: "Company One"  # edited\nowner: jane\n---\nBody by hand.\n');
+  fs.mkdirSync(path.join(dir, 'people/bob'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'people/bob/_index.md'), '---\nname: Bob\n---\n');
+  // new records: this node and a second node's segment (as pulled)
+  const more = [];
+  for (let i = 0; i < 40; i += 3) more.push(JSON.stringify({ target: `companies/c${i}`, field: 'employees', value: i * 10 }));
+  more.push(JSON.stringify({ target: 'companies/c2', field: 'name', value: null }));
+  more.push(JSON.stringify({ target: 'companies/c5', field: '@deleted', value: true }));
+  ok(['set', '--batch'], dir, { WALNUT_NOW: '2026-11-21T11:00:00.000Z' }, more.join('\n'));
+  const other = initRepoDir('laptop');
+  ok(['set', '--batch'], other, { WALNUT_NOW: '2026-11-21T12:00:00.000Z' }, [JSON.stringify({ target: 'companies/c3', field: 'name', value: 'Laptop Three' }), JSON.stringify({ target: 'companies/c1', field: 'city', value: 'Oslo' })].join('\n'));
+  for (const f of fs.readdirSync(path.join(other, 'wal'))) fs.copyFileSync(path.join(other, 'wal', f), path.join(dir, 'wal', f));
+  return dir;
+}
+
+function copyDir(dir: string): string {
+  const to = path.join(tmpDir(), 'copy');
+  fs.cpSync(dir, to, { recursive: true, preserveTimestamps: true });
+  return to;
+}
+
+test('compaction applies winners, keeps hand edits and formatting', () => {
+  const dir = scenario();
+  ok(['compact'], dir);
+  assert.is(read(dir, 'companies/c1'), '---\n# keep me\nname: "Company One"  # edited\nowner: jane\ncity: Oslo\n---\nBody by hand.\n');
+  assert.is(read(dir, 'companies/c3'), '---\nname: Laptop Three\nemployees: 30\n---\n');
+  assert.is(read(dir, 'companies/c2'), '---\n---\n');
+  assert.not.ok(fs.existsSync(path.join(dir, 'companies/c5/_index.md')), 'deleted entity');
+  assert.ok(fs.existsSync(path.join(dir, '.walnut/trash/companies/c5')), 'deleted entity kept in trash');
+  assert.is(read(dir, 'people/bob'), '---\nname: Bob\n---\n', 'a file walnut never saw is adopted as it is');
+  const log = ok(['log', 'companies/c1', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(log.filter((e) => e.field === 'owner').map((e) => e.value), ['jane'], 'the hand edit became a record');
+  assert.equal(log.filter((e) => e.field === '@body').map((e) => e.value), ['Body by hand.\n']);
+  const st = JSON.parse(ok(['status', '--json'], dir).stdout);
+  assert.equal(st.modified, []);
+  assert.equal(st.untracked, []);
+});
+
+test('untouched files are not written again; a rerun is idle and silent', () => {
+  const dir = scenario();
+  ok(['compact'], dir);
+  const before = fs.statSync(path.join(dir, 'companies/c7/_index.md')).mtimeMs;
+  const r1 = ok(['compact'], dir);
+  const r2 = ok(['compact'], dir);
+  assert.is(r1.stderr + r2.stderr, '', 'cron-quiet when there is nothing to do');
+  assert.is(r2.stdout, '');
+  assert.is(fs.statSync(path.join(dir, 'companies/c7/_index.md')).mtimeMs, before);
+});
+
+test('an older record never overwrites a newer value, whatever the arrival order', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/x', 'stage', 'customer'], dir, { WALNUT_NOW: '2026-11-21T12:00:00.000Z' });
+  ok(['compact'], dir);
+  const old = initRepoDir('pi-02');
+  ok(['set', 'companies/x', 'stage', 'lead'], old, { WALNUT_NOW: '2026-11-21T09:00:00.000Z' });
+  ok(['set', 'companies/x', 'phone', '555'], old, { WALNUT_NOW: '2026-11-21T09:00:01.000Z' });
+  for (const f of fs.readdirSync(path.join(old, 'wal'))) fs.copyFileSync(path.join(old, 'wal', f), path.join(dir, 'wal', f));
+  ok(['compact'], dir);
+  assert.is(read(dir, 'companies/x'), '---\nstage: customer\nphone: 555\n---\n');
+});
+
+test('a hand edit loses to a newer record from another node, and stays in the log', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/x', 'stage', 'lead'], dir);
+  ok(['compact'], dir);
+  fs.writeFileSync(path.join(dir, 'companies/x/_index.md'), '---\nstage: prospect\n---\n');
+  ok(['record'], dir, { WALNUT_NOW: '2026-11-21T10:00:01.000Z' });
+  const other = initRepoDir('hub');
+  ok(['set', 'companies/x', 'stage', 'customer'], other, { WALNUT_NOW: '2026-11-21T10:00:02.000Z' });
+  for (const f of fs.readdirSync(path.join(other, 'wal'))) fs.copyFileSync(path.join(other, 'wal', f), path.join(dir, 'wal', f));
+  ok(['compact'], dir);
+  assert.is(read(dir, 'companies/x'), '---\nstage: customer\n---\n');
+  const values = ok(['log', 'companies/x', 'stage', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l).value);
+  assert.equal(values, ['lead', 'prospect', 'customer']);
+});
+
+test('broken frontmatter: reported with file and line, left untouched, applied once fixed', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/ok', 'name', 'OK'], dir);
+  ok(['set', 'companies/bad', 'name', 'Bad'], dir);
+  ok(['compact'], dir);
+  const broken = '---\nname: Bad\n  city: [unclosed\n---\n';
+  fs.writeFileSync(path.join(dir, 'companies/bad/_index.md'), broken);
+  ok(['set', 'companies/bad', 'employees', '3'], dir);
+  ok(['set', 'companies/ok', 'employees', '4'], dir);
+  const r = walnut(['compact'], { cwd: dir, env: NOW });
+  assert.is(r.code, 0);
+  assert.match(r.stderr, /warning: 'companies\/bad\/_index.md' line \d+: frontmatter does not parse/);
+  assert.is(read(dir, 'companies/bad'), broken, 'left byte for byte');
+  assert.is(read(dir, 'companies/ok'), '---\nname: OK\nemployees: 4\n---\n');
+  fs.writeFileSync(path.join(dir, 'companies/bad/_index.md'), '---\nname: Bad\n---\n');
+  ok(['compact'], dir);
+  assert.is(read(dir, 'companies/bad'), '---\nname: Bad\nemployees: 3\n---\n', 'the deferred record is applied after the fix');
+});
+
+test('--dry-run shows changes and writes nothing', () => {
+  const dir = scenario();
+  const before = snapshotTree(dir);
+  const r = ok(['compact', '--dry-run'], dir);
+  assert.match(r.stdout, /update companies\/c3\n {2}name: Company 3 -> Laptop Three/);
+  assert.match(r.stdout, /delete companies\/c5/);
+  assert.equal(snapshotTree(dir), before);
+});
+
+test('--json summary', () => {
+  const dir = scenario();
+  const doc = JSON.parse(ok(['compact', '--json'], dir).stdout);
+  assert.is(doc.version, 1);
+  assert.is(doc.deleted, 1);
+  assert.is(doc.adopted, 1);
+  assert.ok(doc.records >= 16);
+  assert.ok(doc.recorded >= 3);
+});
+
+for (const point of CRASH_POINTS) {
+  test(`crash at ${point}: the rerun gives byte-identical files and loses no record`, () => {
+    const base = scenario();
+    const a = copyDir(base);
+    const b = copyDir(base);
+    ok(['compact'], a);
+    const crashed = walnut(['compact'], { cwd: b, env: { ...NOW, WALNUT_CRASH_AT: point } });
+    assert.is(crashed.code, 128, `the process was killed at ${point} (exit ${crashed.code}: ${crashed.stderr})`);
+    ok(['compact', '--wait', '20s'], b, FAST_LEASE);
+    assert.equal(entityFiles(b), entityFiles(a));
+    const records = (dir: string) => new Set(ok(['log', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.target !== 'system').map((e) => `${e.target} ${e.field} ${JSON.stringify(e.value)}`));
+    const ra = records(a);
+    const rb = records(b);
+    for (const r of ra) assert.ok(rb.has(r), `record ${r} kept`);
+    ok(['compact'], b);
+    assert.equal(entityFiles(b), entityFiles(a), 'and stays so');
+  });
+}
+
+test('concurrent set during compaction: every record applied exactly once', async () => {
+  const dir = initRepoDir('pi-01');
+  const batch = [];
+  for (let i = 0; i < 3000; i++) batch.push(JSON.stringify({ target: `companies/c${i % 300}`, field: `f${i % 7}`, value: i }));
+  ok(['set', '--batch'], dir, {}, batch.join('\n'));
+  const writer = (async () => {
+    for (let i = 0; i < 30; i++) {
+      const r = await walnutAsync(['set', `companies/live`, `k${i}`, String(i)], { cwd: dir });
+      assert.is(r.code, 0, r.stderr);
+    }
+  })();
+  const compactions = (async () => {
+    for (let i = 0; i < 6; i++) {
+      const r = await walnutAsync(['compact', '--wait', '30s'], { cwd: dir });
+      assert.is(r.code, 0, r.stderr);
+    }
+  })();
+  await Promise.all([writer, compactions]);
+  ok(['compact'], dir);
+  const text = read(dir, 'companies/live');
+  for (let i = 0; i < 30; i++) assert.ok(text.includes(`k${i}: ${i}\n`), `k${i} applied`);
+  assert.is(text.split('\n').filter((l) => l.startsWith('k')).length, 30, 'each once');
+  const c5 = read(dir, 'companies/c5');
+  for (let f = 0; f < 7; f++) {
+    const last = Math.max(...[...Array(3000).keys()].filter((i) => i % 300 === 5 && i % 7 === f));
+    assert.ok(c5.includes(`f${f}: ${last}\n`), `companies/c5 f${f} = ${last}`);
+  }
+  const st = JSON.parse(ok(['status', '--json'], dir).stdout);
+  assert.is(st.pending.total - st.pending.system, 0, 'nothing left pending');
+});
+
+test('a live lease is waited for, then reported with exit 3', async () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/x', 'a', '1'], dir);
+  // hold the lease with a compaction stopped at a crash point (SIGSTOP keeps it alive but frozen)
+  const child = spawn(process.execPath, [BIN, 'compact'], { cwd: dir, env: { ...process.env, WALNUT_CRASH_AT: 'never' }, stdio: 'ignore' });
+  const lockDir = path.join(dir, '.walnut/locks/compact.lock');
+  for (let i = 0; i < 100 && !fs.existsSync(lockDir); i++) await new Promise((r) => setTimeout(r, 20));
+  if (fs.existsSync(lockDir)) {
+    child.kill('SIGSTOP');
+  }
+  // whether or not we caught it, make a live-looking lease ourselves: fresh mtime
+  fs.mkdirSync(lockDir, { recursive: true });
+  const r = walnut(['compact', '--wait', '300ms'], { cwd: dir, env: { WALNUT_LEASE_STALE_MS: '60000' } });
+  child.kill('SIGKILL');
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /error: the compact lease is held by another walnut process/);
+  assert.match(r.stderr, /hint: /);
+});
+
+test('a crashed holder\'s stale lease is taken over', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/x', 'a', '1'], dir);
+  const lockDir = path.join(dir, '.walnut/locks/compact.lock');
+  fs.mkdirSync(lockDir, { recursive: true });
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(lockDir, old, old);
+  ok(['compact', '--wait', '0'], dir, FAST_LEASE);
+  assert.is(read(dir, 'companies/x'), '---\na: 1\n---\n');
+});
+
+test('a segment changed below its checkpoint is reported and read again', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/x', 'a', '1'], dir);
+  ok(['compact'], dir);
+  const seg = path.join(dir, 'wal', fs.readdirSync(path.join(dir, 'wal'))[0]);
+  const text = fs.readFileSync(seg, 'utf8');
+  fs.writeFileSync(seg, text.replace('companies/x\u001fa\u001f1', 'companies/x\u001fa\u001f2'));
+  const r = walnut(['compact'], { cwd: dir, env: NOW });
+  assert.is(r.code, 0);
+  assert.match(r.stderr, /segment changed below its checkpoint/);
+});
+
+test.run();
