@@ -155,5 +155,5 @@ export function parseSince(text: string, now: number): number {
 
 /** Render a value for people: strings raw, everything else as JSON. */
 export function showValue(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value);
+  return typeof value === 'string' && !/[\n\r\t]/.test(value) ? value : JSON.stringify(value);
 }
