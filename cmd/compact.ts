@@ -1,14 +1,15 @@
 import { showValue, type Command } from './_cli.js';
 import { leaseOptions, crashHook } from './_lease.js';
 
-export const compact: Command<{ wait?: string; dryRun?: boolean }> = {
+export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: string }> = {
   command: 'compact',
   describe: 'merge new journal records into the entity files',
   usage: ['walnut compact [--wait <duration>] [--dry-run] [--json]'],
   builder: (y) =>
     y
       .option('wait', { type: 'string', describe: 'wait this long for another compaction to finish (default 60s; 0 = do not wait)' })
-      .option('dry-run', { type: 'boolean', describe: 'show what would change; write nothing' }),
+      .option('dry-run', { type: 'boolean', describe: 'show what would change; write nothing' })
+      .option('git-base', { type: 'string', describe: 'used by the git hooks: the revision before a merge, checkout or rebase' }),
   async handler(ctx, argv) {
     const { compact: run } = await import('../lib/compact.js');
     const out = ctx.out;
@@ -18,6 +19,7 @@ export const compact: Command<{ wait?: string; dryRun?: boolean }> = {
       clock: ctx.clock,
       ...leaseOptions(ctx, argv.wait),
       dryRun: argv.dryRun,
+      gitBase: argv.gitBase,
       crashPoint: crashHook(ctx),
       onProgress: progress ? (p) => process.stderr.write(`\rcompacting: ${p.phase} ${Math.floor((100 * p.done) / Math.max(1, p.total))}%   `) : undefined,
     });

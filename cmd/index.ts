@@ -13,9 +13,14 @@ import { status } from './status.js';
 import { config } from './config.js';
 import { compact } from './compact.js';
 import { record } from './record.js';
+import { hooks } from './hooks.js';
+import { remote } from './remote.js';
+import { push } from './push.js';
+import { pull } from './pull.js';
+import { clone } from './clone.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record];
+export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, remote, push, pull, clone];
 
 /** The command's name: the first word of its yargs command string. */
 export function commandName(c: Command<unknown>): string {

@@ -31,6 +31,7 @@ import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stab
 import { recordEdits, fileFields, readFileChange, type BrokenFile } from './record.js';
 import { allSegments, entityFile } from './view.js';
 import { blobId } from './hash.js';
+import { restoreGitBases } from './hooks.js';
 import { fsyncDir, writeFileAtomic, readFileOrUndefined, TEMP_SUFFIX } from './fsutil.js';
 import type { Repo } from './repo.js';
 
@@ -101,6 +102,8 @@ export interface CompactOptions {
   /** called at each named crash point; a test hook kills the process there */
   crashPoint?: (name: string) => void;
   passBytes?: number;
+  /** a git revision before a merge/checkout/rebase: files git changed are merged from this node's own version (hooks) */
+  gitBase?: string;
   /** files written at once */
   concurrency?: number;
   listLimit?: number;
@@ -132,6 +135,7 @@ interface WriteJob {
 
 async function compactLocked(options: CompactOptions, check: () => void): Promise<CompactResult> {
   const { repo, dryRun = false, onProgress, crashPoint = () => {}, passBytes = DEFAULT_PASS_BYTES, concurrency = 8, listLimit = 1000 } = options;
+  if (options.gitBase && !dryRun) await restoreGitBases({ repo, rev: options.gitBase });
   const cp = readCheckpoint(repo);
   const generation = cp.generation + 1;
   const index = EntityIndex.load(repo, cp.generation);

@@ -1,18 +1,25 @@
 // Bundle the CLI into dist/bundle/ so `walnut` starts fast (cron, git hooks):
 // one file for the common path, separate chunks for modules loaded lazily.
+// The swap is atomic for running processes: the chunks have content hashes in
+// their names and are copied first, then the entry file is renamed into
+// place; chunks unused for a while are removed.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import fs from 'node:fs';
+import path from 'node:path';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-rmSync(new URL('../dist/bundle', import.meta.url), { recursive: true, force: true });
+const root = new URL('..', import.meta.url).pathname;
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+const out = path.join(root, 'dist', 'bundle');
+const tmp = path.join(root, 'dist', `bundle.tmp-${process.pid}`);
+fs.rmSync(tmp, { recursive: true, force: true });
 await build({
-  entryPoints: { walnut: 'cmd/main.ts' },
+  entryPoints: { walnut: path.join(root, 'cmd/main.ts') },
   bundle: true,
   splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  outdir: 'dist/bundle',
+  outdir: tmp,
   outExtension: { '.js': '.mjs' },
   sourcemap: true,
   minify: true,
@@ -20,3 +27,15 @@ await build({
   define: { __WALNUT_VERSION__: JSON.stringify(pkg.version) },
   banner: { js: "import { createRequire as __walnutRequire } from 'node:module'; const require = __walnutRequire(import.meta.url);" },
 });
+fs.mkdirSync(out, { recursive: true });
+const names = fs.readdirSync(tmp);
+const entry = (n) => n === 'walnut.mjs' || n === 'walnut.mjs.map';
+for (const name of names.filter((n) => !entry(n))) fs.renameSync(path.join(tmp, name), path.join(out, name));
+for (const name of names.filter(entry)) fs.renameSync(path.join(tmp, name), path.join(out, name));
+fs.rmSync(tmp, { recursive: true, force: true });
+const keep = new Set(names);
+const hour = Date.now() - 3600_000;
+for (const name of fs.readdirSync(out)) {
+  const file = path.join(out, name);
+  if (!keep.has(name) && fs.statSync(file).mtimeMs < hour) fs.rmSync(file, { force: true });
+}
