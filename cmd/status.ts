@@ -6,7 +6,8 @@ export const status: Command<{ cluster?: boolean }> = {
   describe: 'show pending records and entity files edited by hand',
   usage: ['walnut status [--cluster] [--json]'],
   builder: (y) => y.option('cluster', { type: 'boolean', describe: 'show every node of the cluster (needs gossip)' }),
-  async handler(ctx) {
+  async handler(ctx, argv) {
+    if (argv.cluster) return (await import('./gossip.js')).printCluster(ctx);
     const { status: repoStatus }: typeof View = await import('../lib/view.js');
     const report = repoStatus({ repo: ctx.repo });
     const out = ctx.out;

@@ -23,7 +23,7 @@ import { MAX_RECORD_BYTES } from '../../formats/usv.js';
 import { FolderWatch } from './tail.js';
 import { GossipStore, gossipDir } from './store.js';
 import { PeerTable, howFound, peerAddress, type BreakerOptions, type CircuitChange, type Peer } from './peers.js';
-import { acquirePidfile, updatePidfile } from './pidfile.js';
+import { acquirePidfile } from './pidfile.js';
 import { ReplayGuard, dataCapacity, decodeDatagram, encodeDatagram, heartbeats, keyFingerprint, segmentOrigin, type DataMessage, type HeartbeatMessage, type Message, type RequestMessage, type SummaryEntry } from './protocol.js';
 import type { MdnsDiscovery } from './mdns.js';
 
@@ -264,7 +264,7 @@ export class GossipDaemon {
   async start(): Promise<{ port: number; bind: string }> {
     const { repo } = this.o;
     if (this.o.keys.length === 0) throw new WalnutError('EGOSSIPNOKEY', 'no cluster key', { hints: ["run 'walnut gossip keygen'"] });
-    const lock = acquirePidfile(repo, { pid: process.pid, started: this.started.toISOString(), port: this.o.port, bind: this.o.bind });
+    const lock = acquirePidfile(repo, { pid: process.pid });
     this.lock = lock;
     if (lock.stale) this.event('info', 'STALEPID', `took over a stale pidfile${lock.stale.pid ? ` (pid ${lock.stale.pid} is gone)` : ''}`, { pid: lock.stale.pid });
     try {
@@ -286,7 +286,6 @@ export class GossipDaemon {
           hints: e.code === 'EADDRINUSE' ? ['another program (or a gossip daemon of another data directory) uses this port; choose one with --port or gossip.port'] : [],
         });
       }
-      updatePidfile(repo, { pid: process.pid, started: this.started.toISOString(), port: this.boundPort, bind: this.o.bind });
       // Segments that existed before the first run count as sent; peers ask for what they lack.
       if (st.epoch === 0) {
         for (const name of this.store.knownSegments()) if (segmentOrigin(name) === this.node) this.sent[name] = fileSize(path.join(repo.wal, name));
@@ -651,9 +650,11 @@ export class GossipDaemon {
     const pool = live.length > 0 ? live : w.peers.filter((p) => p.address);
     if (pool.length === 0) return;
     const peer = pool[w.next++ % pool.length];
-    this.send(peer, { type: 'request', segment, from: held, to: w.to });
+    // With later bytes already buffered, ask only for the gap before them.
+    const to = Math.min(w.to, this.store.nextBuffered(segment) ?? w.to);
+    this.send(peer, { type: 'request', segment, from: held, to });
     this.counters.requestsSent++;
-    w.askedEnd = Math.min(w.to, held + RESPONSE_BYTES);
+    w.askedEnd = Math.min(to, held + RESPONSE_BYTES);
     if (w.lastAsk !== 0 && this.now() - w.lastAsk < w.rto * 2) w.rto = Math.min(5000, w.rto * 2);
     w.lastAsk = this.now();
   }

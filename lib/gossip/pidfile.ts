@@ -2,7 +2,8 @@
  * The gossip daemon's pidfile, `.walnut/gossip.pid`: one daemon per data
  * directory. It is created exclusively; a pidfile whose process is gone (or
  * is not a walnut gossip daemon: the pid was reused after a reboot) is stale
- * and taken over.
+ * and taken over. The file holds the pid and a newline, as `kill $(cat …)`
+ * and systemd's `PIDFile=` expect; the port is in the status file.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,9 +15,6 @@ export const PIDFILE = 'gossip.pid';
 
 export interface PidInfo {
   pid: number;
-  started: string;
-  port?: number;
-  bind?: string;
 }
 
 /** The pidfile's path. */
@@ -32,14 +30,8 @@ export function readPidfile(repo: Pick<Repo, 'dir'>): PidInfo | undefined {
   } catch {
     return undefined;
   }
-  try {
-    const info = JSON.parse(text) as PidInfo;
-    if (Number.isSafeInteger(info.pid) && info.pid > 0) return info;
-  } catch {
-    const pid = Number(text.trim());
-    if (Number.isSafeInteger(pid) && pid > 0) return { pid, started: '' };
-  }
-  return undefined;
+  const pid = Number(text.trim());
+  return /^\d+$/.test(text.trim()) && Number.isSafeInteger(pid) && pid > 0 ? { pid } : undefined;
 }
 
 /**
@@ -64,7 +56,7 @@ export function daemonAlive(pid: number): boolean {
  * Create the pidfile for this process, taking over a stale one.
  *
  * @param repo - the repository
- * @param info - what to write (pid, start time, port)
+ * @param info - the pid to write
  * @returns `release()` (removes the file if it is still ours) and the stale pidfile taken over, if any
  * @throws LockHeldError `EGOSSIPRUNNING` when a live daemon holds it
  * @example const lock = acquirePidfile(repo, { pid: process.pid, started: new Date().toISOString() }); try { ... } finally { lock.release() }
@@ -85,11 +77,11 @@ export function acquirePidfile(repo: Repo, info: PidInfo): { release: () => void
         cur = readPidfile(repo);
       }
       if (cur && cur.pid !== process.pid && daemonAlive(cur.pid)) {
-        throw new LockHeldError(`a gossip daemon already runs for '${repo.root}' (pid ${cur.pid}${cur.port ? `, port ${cur.port}` : ''})`, { pid: cur.pid, port: cur.port, pidfile: file }, [
+        throw new LockHeldError(`a gossip daemon already runs for '${repo.root}' (pid ${cur.pid})`, { pid: cur.pid, pidfile: file }, [
           "stop it with 'walnut gossip stop', or check it with 'walnut gossip status'",
         ]);
       }
-      stale = cur ?? { pid: 0, started: '' };
+      stale = cur ?? { pid: 0 };
       // Take over: only one of several starters wins the rename.
       try {
         fs.renameSync(file, `${file}.stale-${randomBytes(4).toString('hex')}`);
@@ -100,7 +92,7 @@ export function acquirePidfile(repo: Repo, info: PidInfo): { release: () => void
       continue;
     }
     try {
-      fs.writeSync(fd, JSON.stringify(info) + '\n');
+      fs.writeSync(fd, `${info.pid}\n`);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -114,16 +106,6 @@ export function acquirePidfile(repo: Repo, info: PidInfo): { release: () => void
     };
   }
   throw new LockHeldError(`cannot take the gossip pidfile '${file}': other daemons keep starting`, { pidfile: file });
-}
-
-/** Rewrite the pidfile's details (port once bound); only if it is still ours. */
-export function updatePidfile(repo: Repo, info: PidInfo): void {
-  const cur = readPidfile(repo);
-  if (cur?.pid !== info.pid) return;
-  const file = pidfilePath(repo);
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(info) + '\n');
-  fs.renameSync(tmp, file);
 }
 
 function sleepMs(ms: number): void {

@@ -142,6 +142,16 @@ export class GossipStore {
     s.beyond = countRecords(this.gossipFile(s.name), s.walLen - s.base).count;
   }
 
+  /** Origin offset of the first out-of-order piece waiting above the held end, if any. */
+  nextBuffered(name: string): number | undefined {
+    const s = this.segs.get(name);
+    if (!s || s.pending.size === 0) return undefined;
+    const held = heldOf(s);
+    let best: number | undefined;
+    for (const off of s.pending.keys()) if (off > held && (best === undefined || off < best)) best = off;
+    return best;
+  }
+
   /** True when the segment's state is in memory. */
   isLoaded(name: string): boolean {
     return this.segs.has(name);
