@@ -1,0 +1,43 @@
+import type { Command } from './_cli.js';
+import type * as Sync from '../lib/remote/sync.js';
+import type * as Compact from '../lib/compact.js';
+import { leaseOptions } from './_lease.js';
+import { syncHooks, syncJson, segmentsText, warnAhead } from './remote.js';
+
+export const pull: Command<{ remote?: string; compact?: boolean; wait?: string }> = {
+  command: 'pull [remote]',
+  describe: 'fetch the journal segments a remote has and this node lacks, then compact',
+  usage: ['walnut pull [<remote>] [--no-compact] [--json]'],
+  builder: (y) =>
+    y
+      .positional('remote', { type: 'string', describe: 'the remote (default: origin)' })
+      .option('compact', { type: 'boolean', default: true, describe: 'compact after fetching (--no-compact: do not)' })
+      .option('wait', { type: 'string', requiresArg: true, describe: 'wait this long for a running compaction (default 60s)' }),
+  async handler(ctx, argv) {
+    const { pull: run, divergenceError }: typeof Sync = await import('../lib/remote/sync.js');
+    const { out } = ctx;
+    const hooks = syncHooks(ctx);
+    let result: Sync.SyncResult;
+    try {
+      result = await run({ repo: ctx.repo, remote: argv.remote ?? 'origin', ...hooks });
+    } finally {
+      hooks.done();
+    }
+    warnAhead(out, result);
+    let compacted: Compact.CompactResult | undefined;
+    if (argv.compact !== false) {
+      const { compact }: typeof Compact = await import('../lib/compact.js');
+      compacted = await compact({ repo: ctx.repo, clock: ctx.clock, ...leaseOptions(ctx, argv.wait), crashPoint: hooks.crashPoint });
+      for (const i of compacted.issues) out.issue(i);
+      for (const b of compacted.broken) out.warn(`'${b.file}'${b.line ? ` line ${b.line}` : ''}: ${b.message}; left untouched`, { code: 'EBROKEN', file: b.file, line: b.line });
+    }
+    if (out.json) {
+      const c = compacted && { generation: compacted.generation, records: compacted.records, created: compacted.created, updated: compacted.updated, deleted: compacted.deleted, idle: compacted.idle };
+      out.jsonDoc({ ...syncJson(result), compact: c ?? null });
+    } else if (result.received.segments > 0) {
+      const c = compacted && compacted.records > 0 ? `; compacted ${compacted.records} record${compacted.records === 1 ? '' : 's'} (${compacted.created} created, ${compacted.updated} updated, ${compacted.deleted} deleted)` : '';
+      out.status(`pulled ${segmentsText(result.received)} from ${result.remote}${c}`);
+    }
+    if (result.divergences.length > 0) throw divergenceError(result);
+  },
+};
