@@ -92,6 +92,15 @@ test('set after a power cut: the torn tail of the own segment is closed with CAN
   expect(run(['log', '--json'], { cwd: dir }), { code: 0, stderr: `{"version":1,"warning":{"message":"'${SEG}' at byte ${Buffer.byteLength(good)}: torn record (closed by a later append); skipped","code":"ECLOSED","file":"${SEG}","offset":${Buffer.byteLength(good)}}}\n` });
 });
 
+test('a value holding the visible separators U+241F / U+241E round-trips (BUG: written raw, read back as another record or as garbage)', () => {
+  const dir = initRepoDir('pi-01');
+  expect(run(['set', 'a/b', 'f', 'x\u241fy'], { cwd: dir, env: at() }), { code: 0, stdout: '', stderr: '' });
+  expect(run(['set', 'a/b', 'g', 'p\u241eq'], { cwd: dir, env: at() }), { code: 0, stdout: '', stderr: '' });
+  const r = run(['show', 'a/b', '--json'], { cwd: dir });
+  expect(r, { code: 0, stderr: '' }, 'no warnings about the journal');
+  assert.equal(JSON.parse(r.stdout).fields, { f: 'x\u241fy', g: 'p\u241eq' });
+});
+
 // ------------------------------------------------------------ bad input
 
 const BAD_TARGETS: Array<[string, string]> = [
