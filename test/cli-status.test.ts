@@ -139,9 +139,13 @@ test('discovery: -C, WALNUT_DIR, walking up from a subfolder', () => {
   expect(run(['-C', 'companies', 'status'], { cwd: dir }), { code: 1, stdout: '', stderr: /^error: '.*\/companies' is not a walnut data directory \(no \.walnut\/ folder\)\n/ });
 });
 
-test('status --cluster is accepted', () => {
+test('status --cluster shows the gossip view instead (no daemon here)', () => {
   const dir = initRepoDir('laptop');
-  expect(run(['status', '--cluster'], { cwd: dir }), { code: 0, stdout: /^node laptop\nno pending records\n/ });
+  expect(run(['status', '--cluster'], { cwd: dir }), { code: 0, stdout: /^gossip: not running\nNODE .*\nlaptop \* /, stderr: '' });
+  const doc = JSON.parse(run(['status', '--cluster', '--json'], { cwd: dir }).stdout);
+  assert.is(doc.version, 1);
+  assert.is(doc.node, 'laptop');
+  assert.equal(doc.nodes.map((n: { node: string; self: boolean }) => [n.node, n.self]), [['laptop', true]]);
 });
 
 test('status with an extra argument: usage error (2) with the usage line', () => {
