@@ -79,13 +79,23 @@ async function runForeground(ctx: Context, argv: Args): Promise<void> {
       else out.status(e.message);
     },
   });
-  const stop = () => void daemon.stop();
-  await daemon.start();
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, stop);
+  // Signals are caught before the daemon starts: one that arrives while it
+  // starts stops it as soon as it has started.
+  let started = false;
+  let stopAsked = false;
+  const stop = () => {
+    stopAsked = true;
+    if (started) void daemon.stop();
+  };
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, stop);
   try {
+    await daemon.start();
+    started = true;
+    if (stopAsked) void daemon.stop();
     await daemon.done;
   } finally {
-    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, stop);
+    for (const sig of signals) process.off(sig, stop);
   }
   if (!out.json) out.status('gossip: stopped');
 }

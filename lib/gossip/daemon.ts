@@ -64,7 +64,7 @@ export interface Counters {
   sent: number;
   sendErrors: number;
   lossInjected: number;
-  dropped: { oversized: number; malformed: number; unauthenticated: number; replayed: number; self: number; invalid: number; divergent: number; overflow: number };
+  dropped: { oversized: number; malformed: number; unauthenticated: number; replayed: number; self: number; invalid: number; divergent: number; overflow: number; error: number };
   duplicates: number;
   recordsReceived: number;
   recordsSent: number;
@@ -127,7 +127,7 @@ function newCounters(): Counters {
     sent: 0,
     sendErrors: 0,
     lossInjected: 0,
-    dropped: { oversized: 0, malformed: 0, unauthenticated: 0, replayed: 0, self: 0, invalid: 0, divergent: 0, overflow: 0 },
+    dropped: { oversized: 0, malformed: 0, unauthenticated: 0, replayed: 0, self: 0, invalid: 0, divergent: 0, overflow: 0, error: 0 },
     duplicates: 0,
     recordsReceived: 0,
     recordsSent: 0,
@@ -548,6 +548,7 @@ export class GossipDaemon {
       if (ok) this.counters.accepted++;
     } catch (err) {
       // Never die on input; a failure here is a bug or a full disk.
+      this.counters.dropped.error++;
       this.alert('RECEIVE', `handling a datagram from ${rinfo.address}:${rinfo.port} failed: ${(err as Error).message}`);
     } finally {
       this.writeStatus(false);
@@ -578,7 +579,8 @@ export class GossipDaemon {
         return false;
       case 'full':
         this.counters.dropped.overflow++;
-        break;
+        this.claim(m.segment, m.total, peer, res.gap);
+        return false;
       case 'duplicate':
         this.counters.duplicates++;
         break;
