@@ -19,9 +19,10 @@ import { push } from './push.js';
 import { pull } from './pull.js';
 import { clone } from './clone.js';
 import { gossip } from './gossip.js';
+import { watch } from './watch.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, remote, push, pull, clone, gossip];
+export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, remote, push, pull, clone, gossip, watch];
 
 /** The command's name: the first word of its yargs command string. */
 export function commandName(c: Command<unknown>): string {
