@@ -43,7 +43,8 @@ export interface MdnsDiscovery {
 export async function startMdns(o: MdnsOptions): Promise<MdnsDiscovery> {
   const { default: makeMdns } = (await import('multicast-dns')) as unknown as { default: (opts: object) => MulticastDNS };
   const instance = `${o.node}.${SERVICE}`;
-  const mdns = makeMdns({ interface: o.interfaceAddress, reuseAddr: true, loopback: true });
+  // Bound to the wildcard address: a socket bound to a unicast address gets no multicast.
+  const mdns = makeMdns({ interface: o.interfaceAddress, bind: '0.0.0.0', reuseAddr: true, loopback: true });
   await new Promise<void>((resolve, reject) => {
     mdns.once('ready', () => resolve());
     mdns.once('error', reject);
