@@ -19,7 +19,7 @@ export const fsck: Command<{ repair?: boolean }> = {
       }
       out.status(`checked ${report.segments} segments, ${report.records} records, ${report.entities} entities: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`);
     }
-    const left = report.problems.filter((p) => !p.repaired && p.kind !== 'index' && p.kind !== 'duplicate');
+    const left = report.problems.filter((p) => !p.repaired && p.kind !== 'index' && p.kind !== 'duplicate' && p.kind !== 'closed');
     if (left.length > 0) throw new WalnutError('EFSCK', `${left.length} problem${left.length === 1 ? '' : 's'} found${argv.repair ? ' that --repair cannot fix safely' : ''}`, { data: { problems: left.length }, hints: argv.repair ? [] : ["run 'walnut fsck --repair' to fix what is safe"] });
   },
 };

@@ -2,7 +2,7 @@
  * The USV journal record codec (see formats/journal.md). Pure functions over
  * strings and bytes: no I/O.
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import { FormatError, quote } from '../lib/errors.js';
 
 export const US = '\x1f';
@@ -104,7 +104,7 @@ export function canonicalText(r: JournalRecord): string {
  * Equal on every machine that holds the record, whatever its separators.
  */
 export function recordHash(r: JournalRecord): string {
-  return createHash('sha256').update(canonicalText(r)).digest('hex').slice(0, 16);
+  return crypto.hash('sha256', canonicalText(r), 'hex').slice(0, 16);
 }
 
 /**

@@ -29,8 +29,11 @@ export interface ClockOptions {
 /** A record that was stamped further ahead than the bound. */
 export interface AheadReport {
   node: string;
+  /** the furthest-ahead timestamp seen from this node */
   timestamp: string;
   aheadMs: number;
+  /** how many records of this node were beyond the bound */
+  records: number;
 }
 
 export class Clock {
@@ -115,7 +118,13 @@ export class Clock {
     if (Number.isNaN(ms)) return;
     const limit = this.now() + this.maxAheadMs;
     if (ms > limit) {
-      this.ahead.push({ node: record.node, timestamp: record.timestamp, aheadMs: ms - this.now() });
+      const seen = this.ahead.find((a) => a.node === record.node);
+      const aheadMs = ms - this.now();
+      if (!seen) this.ahead.push({ node: record.node, timestamp: record.timestamp, aheadMs, records: 1 });
+      else {
+        seen.records++;
+        if (aheadMs > seen.aheadMs) Object.assign(seen, { timestamp: record.timestamp, aheadMs });
+      }
       this.raise(limit, 0);
       return;
     }

@@ -39,15 +39,15 @@ import type { Repo } from './repo.js';
 export const CRASH_POINTS = [
   'compact:after-record',
   'compact:after-scan',
+  'compact:after-index',
   'compact:after-first-write',
   'compact:after-writes',
-  'compact:after-index',
   'compact:before-checkpoint',
   'compact:after-checkpoint',
 ] as const;
 
 /** Default memory budget: pending journal bytes merged in one pass. */
-export const DEFAULT_PASS_BYTES = 48 * 1024 * 1024;
+export const DEFAULT_PASS_BYTES = 32 * 1024 * 1024;
 
 export interface CompactProgress {
   phase: 'record' | 'merge' | 'write';
@@ -125,12 +125,24 @@ interface Winner {
   value: string;
 }
 
-type Winners = Map<string, Map<string, Winner>>;
+/**
+ * target → field → `<stamp>\x1f<value unit>`: one string per field keeps a
+ * pass small in memory. Comparing two such strings orders them like their
+ * stamps (a stamp ends with a fixed-length hash, and a value unit never holds
+ * a US).
+ */
+type Winners = Map<string, Map<string, string>>;
+
+function winner(packed: string): Winner {
+  const i = packed.indexOf('\x1f');
+  return { stamp: packed.slice(0, i), value: packed.slice(i + 1) };
+}
 
 interface WriteJob {
   target: string;
   file: string;
-  text: string;
+  /** the new content, or undefined: move the file to the trash */
+  text?: string;
 }
 
 async function compactLocked(options: CompactOptions, check: () => void): Promise<CompactResult> {
@@ -139,6 +151,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   const cp = readCheckpoint(repo);
   const generation = cp.generation + 1;
   const index = EntityIndex.load(repo, cp.generation);
+  if (!dryRun) index.tidy();
   const clock = Clock.load(repo, options.clock);
   const result: CompactResult = {
     generation,
@@ -164,6 +177,9 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   result.recorded = rec.records.length;
   result.adopted = rec.adopted.length;
   result.broken.push(...rec.broken);
+  // The records are in the journal; the index lines say which blobs they came
+  // from, so a crash from here on never records the same edit twice.
+  if (!dryRun) index.save();
   crashPoint('compact:after-record');
   check();
 
@@ -186,6 +202,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   const deferred = readDeferred(repo);
   if (pendingBytes === 0 && rec.records.length === 0 && rec.adopted.length === 0 && deferred.size === 0 && Object.keys(cp.segments).length === spans.length) {
     result.idle = true;
+    result.generation = cp.generation;
     return result;
   }
 
@@ -196,6 +213,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   let high = cp.high ?? '';
   let readBytes = 0;
   const writes: WriteJob[] = [];
+  const trash: WriteJob[] = [];
   for (let pass = 0; pass < passes; pass++) {
     const winners: Winners = new Map();
     for (const span of spans) {
@@ -225,7 +243,10 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
     }
     for (const [target, fields] of deferred) {
       if (passes > 1 && partition(target, passes) !== pass) continue;
-      for (const [field, w] of fields) offer(winners, target, field, w.stamp, w.value);
+      for (const [field, packed] of fields) {
+        const w = winner(packed);
+        offer(winners, target, field, w.stamp, w.value);
+      }
     }
     if (pass === 0) crashPoint('compact:after-scan');
     check();
@@ -233,14 +254,23 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
     for (const target of targets) {
       const fields = winners.get(target)!;
       const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
+      if (job && job.text === undefined && !dryRun) {
+        trash.push(job);
+        continue;
+      }
       if (job) writes.push(job);
     }
     if (!dryRun) {
+      // Intent first: the new blobs are in the index before any file is
+      // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
+      index.save();
+      crashPoint('compact:after-index');
+      for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
+      trash.length = 0;
       await writeFiles(writes, concurrency, index, generation, crashPoint, onProgress);
       crashPoint('compact:after-writes');
       check();
-      index.save();
-      crashPoint('compact:after-index');
+      index.save(); // sizes and mtimes of the written files (the stat shortcut)
     }
     writes.length = 0;
   }
@@ -273,8 +303,9 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
 function offer(winners: Winners, target: string, field: string, stamp: string, value: string): void {
   let fields = winners.get(target);
   if (!fields) winners.set(target, (fields = new Map()));
+  const packed = stamp + '\x1f' + value;
   const cur = fields.get(field);
-  if (!cur || stamp > cur.stamp) fields.set(field, { stamp, value });
+  if (cur === undefined || packed > cur) fields.set(field, packed);
 }
 
 function validTarget(record: JournalRecord, rel: string, issues: ReadIssue[]): boolean {
@@ -306,7 +337,7 @@ interface ApplyArgs {
   clock: Clock;
   generation: number;
   target: string;
-  fields: Map<string, Winner>;
+  fields: Map<string, string>;
   result: CompactResult;
   dryRun: boolean;
   listLimit: number;
@@ -320,7 +351,7 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   let entry = index.get(target);
   let text = readFileOrUndefined(file);
   // A file edited since the record step (or never seen): record it first, never overwrite an edit.
-  if (text !== undefined && (!entry || !index.knownBlobs(target).includes(blobId(text)))) {
+  if (!dryRun && text !== undefined && (!entry || !index.knownBlobs(target).includes(blobId(text)))) {
     const change = readFileChange(repo, target, file, blobId);
     if (change) {
       const r = recordEdits({ repo, index, clock, generation, dryRun, only: entry ? [change] : undefined });
@@ -338,11 +369,8 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       }
       result.recorded += r.records.length;
       result.broken.push(...r.broken);
-      for (const record of r.records) {
-        const stamp = stampOf(record);
-        const cur = fields.get(record.field);
-        if (!cur || stamp > cur.stamp) fields.set(record.field, { stamp, value: record.value });
-      }
+      const own: Winners = new Map([[target, fields]]);
+      for (const record of r.records) offer(own, target, record.field, stampOf(record), record.value);
       entry = index.get(target);
       text = change.text;
     }
@@ -358,7 +386,8 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   }
   const stamps = new Map(entry?.stamps ?? []);
   const changed = new Map<string, unknown>();
-  for (const [field, w] of fields) {
+  for (const [field, packed] of fields) {
+    const w = winner(packed);
     const old = stamps.get(field);
     if (old && old.stamp >= w.stamp) continue;
     const value = decodeValue(w.value);
@@ -374,14 +403,23 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   const view: EntityChange = { target, action: text === undefined ? 'create' : 'update', fields: [] };
   let newText: string | undefined;
   if (deleted) {
+    if (!dryRun) index.set(target, { blob: '', size: 0, mtimeMs: 0, stamps, generation });
     if (text !== undefined) {
       view.action = 'delete';
-      if (!dryRun) moveToTrash(repo, target, file, generation);
       result.deleted++;
+      if (dryRun || result.changes.length < listLimit) result.changes.push(view);
+      return { target, file };
     }
-    if (!dryRun) index.set(target, { blob: '', size: 0, mtimeMs: 0, stamps, generation });
   } else {
     const edits = new Map<string, unknown>();
+    if (del !== undefined && del.vhash === TRUE_HASH) {
+      // Re-created after a deletion: only what was written after it survives,
+      // the same on every machine whether or not it compacted the deletion alone.
+      for (const [field] of current) {
+        const s = stamps.get(field);
+        if ((s?.stamp ?? '') < del.stamp && !changed.has(field)) changed.set(field, null);
+      }
+    }
     for (const [field, value] of changed) {
       if (field === DELETED_FIELD) continue;
       const was = current.get(field);
@@ -401,14 +439,19 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       index.set(target, { blob, size: entry?.size ?? 0, mtimeMs: entry?.mtimeMs ?? 0, stamps, generation });
     }
   }
-  if ((newText !== undefined || view.action === 'delete') && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
+  if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
   return newText !== undefined ? { target, file, text: newText } : undefined;
 }
 
 function moveToTrash(repo: Repo, target: string, file: string, generation: number): void {
   const dir = path.join(repo.dir, 'trash', target);
   fs.mkdirSync(dir, { recursive: true });
-  fs.renameSync(file, path.join(dir, `${generation}_index.md`));
+  try {
+    fs.renameSync(file, path.join(dir, `${generation}_index.md`));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // moved by an interrupted run already
+    throw err;
+  }
   fsyncDir(path.dirname(file));
   try {
     fs.rmdirSync(path.dirname(file)); // only when empty: other files of the entity stay
@@ -427,7 +470,7 @@ async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIn
       const tmp = path.join(path.dirname(job.file), `.${path.basename(job.file)}${TEMP_SUFFIX}`);
       const handle = await fs.promises.open(tmp, 'w');
       try {
-        await handle.writeFile(job.text);
+        await handle.writeFile(job.text ?? '');
         await handle.sync();
       } finally {
         await handle.close();
@@ -454,7 +497,7 @@ function readDeferred(repo: Repo): Winners {
   const text = readFileOrUndefined(path.join(repo.dir, 'deferred'));
   const out: Winners = new Map();
   if (!text) return out;
-  const obj = JSON.parse(text) as Record<string, Record<string, Winner>>;
+  const obj = JSON.parse(text) as Record<string, Record<string, string>>;
   for (const [target, fields] of Object.entries(obj)) out.set(target, new Map(Object.entries(fields)));
   return out;
 }
@@ -465,7 +508,7 @@ function writeDeferred(repo: Repo, deferred: Winners): void {
     fs.rmSync(file, { force: true });
     return;
   }
-  const obj: Record<string, Record<string, Winner>> = {};
+  const obj: Record<string, Record<string, string>> = {};
   for (const [target, fields] of deferred) obj[target] = Object.fromEntries(fields);
   writeFileAtomic(file, JSON.stringify(obj));
 }

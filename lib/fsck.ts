@@ -19,7 +19,7 @@ import { DEFAULT_STALE_MS, lockAge } from './lease.js';
 import type { Repo } from './repo.js';
 
 export interface Problem {
-  kind: 'journal' | 'duplicate' | 'entity' | 'index' | 'checkpoint' | 'temp' | 'lock';
+  kind: 'journal' | 'closed' | 'duplicate' | 'entity' | 'index' | 'checkpoint' | 'temp' | 'lock';
   code: string;
   file: string;
   offset?: number;
@@ -61,7 +61,8 @@ export function fsck({ repo, repair = false, staleMs = DEFAULT_STALE_MS, now = D
       },
       (i) => {
         if (i.code === 'ETORN') torn = { offset: i.offset };
-        report.problems.push({ kind: 'journal', code: i.code, file: i.file, offset: i.offset, message: i.message });
+        // a torn record closed by a later append (ECLOSED) is what a power cut leaves: noted, not a fault
+        report.problems.push({ kind: i.code === 'ECLOSED' ? 'closed' : 'journal', code: i.code, file: i.file, offset: i.offset, message: i.message });
       },
     );
     if (torn && repair) {

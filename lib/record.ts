@@ -82,6 +82,12 @@ export function recordEdits({ repo, index, clock, generation, dryRun = false, on
       const entry = index.get(change.target);
       const stamps = new Map(entry?.stamps ?? []);
       let edited = false;
+      if (entry && entry.blob === '') {
+        // a deleted entity's file is back (restored from .walnut/trash or written anew):
+        // record all of it, so every machine re-creates it
+        stamps.clear();
+        stamps.set(DELETED_FIELD, emit(change.target, DELETED_FIELD, false));
+      }
       for (const [field, value] of fields) {
         if (field !== BODY_FIELD && !isRecordableField(field, change, result.broken)) continue;
         const old = stamps.get(field);

@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic, readFileOrUndefined } from './fsutil.js';
+import { writeFileAtomic, readFileOrUndefined, fsyncDir } from './fsutil.js';
 import type { Repo } from './repo.js';
 
 export const TAIL_HASH_BYTES = 4096;
@@ -126,9 +126,10 @@ function formatLine(target: string, e: IndexEntry): string {
  */
 export class EntityIndex {
   private lines = new Map<string, string>();
-  /** blobs of lines rolled back (an unfinished compaction wrote those files) */
-  private rolledBack = new Map<string, string>();
-  private dirty = new Map<string, IndexEntry>();
+  /** blobs of lines rolled back (an unfinished compaction may have written those files) */
+  private rolledBack = new Map<string, Set<string>>();
+  /** changed entries, already formatted (compact in memory) */
+  private dirty = new Map<string, string>();
   private lineCount = 0;
 
   private constructor(private readonly file: string) {}
@@ -154,7 +155,11 @@ export class EntityIndex {
       index.lineCount++;
       if (gen > generation) {
         const parsed = parseLine(line);
-        if (parsed) index.rolledBack.set(target, parsed.entry.blob);
+        if (parsed) {
+          const blobs = index.rolledBack.get(target) ?? new Set<string>();
+          blobs.add(parsed.entry.blob);
+          index.rolledBack.set(target, blobs);
+        }
         continue;
       }
       index.lines.set(target, line);
@@ -168,9 +173,7 @@ export class EntityIndex {
 
   /** The entry of a target, or undefined. */
   get(target: string): IndexEntry | undefined {
-    const d = this.dirty.get(target);
-    if (d) return d;
-    const line = this.lines.get(target);
+    const line = this.dirty.get(target) ?? this.lines.get(target);
     return line ? parseLine(line)?.entry : undefined;
   }
 
@@ -179,8 +182,7 @@ export class EntityIndex {
     const out: string[] = [];
     const e = this.get(target);
     if (e) out.push(e.blob);
-    const r = this.rolledBack.get(target);
-    if (r !== undefined) out.push(r);
+    for (const b of this.rolledBack.get(target) ?? []) out.push(b);
     return out;
   }
 
@@ -191,7 +193,7 @@ export class EntityIndex {
 
   /** Change an entry (kept in memory until `save`). */
   set(target: string, entry: IndexEntry): void {
-    this.dirty.set(target, entry);
+    this.dirty.set(target, formatLine(target, entry).slice(0, -1));
   }
 
   /** Number of changed entries not yet saved. */
@@ -205,31 +207,64 @@ export class EntityIndex {
    */
   save(): void {
     if (this.dirty.size === 0) return;
-    const added: string[] = [];
-    for (const [target, e] of this.dirty) {
-      const line = formatLine(target, e);
-      this.lines.set(target, line.slice(0, -1));
-      added.push(line);
-    }
-    this.dirty.clear();
-    this.lineCount += added.length;
-    if (this.lineCount > 2 * this.lines.size + 1000 || !fs.existsSync(this.file)) {
-      this.rewrite();
-      return;
-    }
+    const added = this.dirty.size;
+    for (const [target, line] of this.dirty) this.lines.set(target, line);
+    this.lineCount += added;
+    // Only appends here: a rewrite now would drop the committed lines that an
+    // unfinished generation must roll back to (see `tidy`).
     const fd = fs.openSync(this.file, 'a');
     try {
-      fs.writeSync(fd, added.join(''));
+      let chunk: string[] = fs.fstatSync(fd).size === 0 ? [HEADER] : [];
+      let bytes = 0;
+      for (const line of this.dirty.values()) {
+        chunk.push(line + '\n');
+        bytes += line.length;
+        if (bytes > 1 << 20) {
+          fs.writeSync(fd, chunk.join(''));
+          chunk = [];
+          bytes = 0;
+        }
+      }
+      fs.writeSync(fd, chunk.join(''));
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
+    this.dirty.clear();
+  }
+
+  /**
+   * Rewrite the index with its live lines when it has grown to more than
+   * twice their number. Call only at the start of a run, before any change:
+   * then every live line is committed.
+   */
+  tidy(): void {
+    if (this.dirty.size === 0 && this.rolledBack.size === 0 && this.lineCount > 2 * this.lines.size + 1000) this.rewrite();
   }
 
   private rewrite(): void {
-    const chunks: string[] = [HEADER];
-    for (const line of this.lines.values()) chunks.push(line + '\n');
-    writeFileAtomic(this.file, chunks.join(''));
+    // streamed in pieces: the index can be tens of MB
+    const tmp = this.file + '.' + process.pid + '.walnut-tmp';
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      let chunk: string[] = [HEADER];
+      let bytes = 0;
+      for (const line of this.lines.values()) {
+        chunk.push(line + '\n');
+        bytes += line.length;
+        if (bytes > 1 << 20) {
+          fs.writeSync(fd, chunk.join(''));
+          chunk = [];
+          bytes = 0;
+        }
+      }
+      fs.writeSync(fd, chunk.join(''));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    fsyncDir(path.dirname(this.file));
     this.lineCount = this.lines.size;
   }
 }

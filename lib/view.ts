@@ -252,7 +252,8 @@ export function scanEntityFiles(repo: Repo, index: EntityIndex): { modified: Fil
   }
   for (const target of index.targets()) {
     const e = index.get(target);
-    if (e && e.blob !== '' && !onDisk.has(target)) missing.push(target);
+    // gone, and not by walnut's own hand (a deletion of an unfinished compaction counts as walnut's)
+    if (e && e.blob !== '' && !onDisk.has(target) && !index.knownBlobs(target).includes('')) missing.push(target);
   }
   return { modified, untracked, missing };
 }
