@@ -16,7 +16,6 @@ import {
   S3Client,
   ListObjectsV2Command,
   HeadObjectCommand,
-  HeadBucketCommand,
   GetObjectCommand,
   PutObjectCommand,
   DeleteObjectCommand,
@@ -127,7 +126,8 @@ export class S3Store implements Store {
       });
     }
     if (status === 403 || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AccessDenied' || name === 'InvalidToken' || name === 'ExpiredToken') {
-      return new WalnutError('ES3AUTH', `S3 refused the credentials for ${where}: ${name}${status ? ` (HTTP ${status})` : ''}`, {
+      const known = name !== 'Unknown' && name !== 'Forbidden' && name !== 'Error';
+      return new WalnutError('ES3AUTH', `S3 refused the credentials for ${where}${known ? `: ${name}` : ''}${status ? ` (HTTP ${status})` : ''}`, {
         data,
         hints: ['check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and that this key may read and write the bucket'],
       });
@@ -146,11 +146,12 @@ export class S3Store implements Store {
   }
 
   async exists(): Promise<boolean> {
+    // A one-key listing rather than HeadBucket: its errors have a body that
+    // names the fault (a HEAD answers a bare 403 or 404).
     try {
-      await this.send('HeadBucket', undefined, new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.send('ListObjectsV2', this.base, new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base, MaxKeys: 1 }));
       return true;
     } catch (err) {
-      if (err instanceof WalnutError && (err.data as { status?: number }).status === 404) return false;
       if (err instanceof WalnutError && err.code === 'ES3NOBUCKET') return false;
       throw err;
     }
