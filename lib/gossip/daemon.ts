@@ -222,6 +222,8 @@ export class GossipDaemon {
   private readonly alerts: Array<{ code: string; message: string; at: string }> = [];
   private readonly alertAt = new Map<string, number>();
   private tickCount = 0;
+  /** tags of recently sent datagrams: an echo of one is this node's own, anything else with its id a twin */
+  private readonly sentTags = new Set<string>();
   private resolveDone!: () => void;
   /** resolves when the daemon has stopped */
   readonly done: Promise<void>;
@@ -423,6 +425,8 @@ export class GossipDaemon {
     const s = this.socket;
     if (!s || peers.length === 0) return;
     const buf = encodeDatagram({ node: this.node, epoch: this.epoch, seq: ++this.seq >>> 0 }, message, this.o.keys[0]);
+    this.sentTags.add(buf.toString('base64', buf.length - 12));
+    if (this.sentTags.size > 4096) this.sentTags.delete(this.sentTags.values().next().value as string);
     if (this.seq >= 0xffffffff) {
       this.epoch++;
       this.seq = 0;
@@ -509,6 +513,7 @@ export class GossipDaemon {
 
   private sendHeartbeat(peer: Peer, reply: boolean, entries: SummaryEntry[] = this.store.summary()): void {
     peer.heartbeatAt = this.now();
+    peer.contactedAt ??= peer.heartbeatAt;
     for (const m of heartbeats(this.node, entries, reply)) this.send(peer, m);
   }
 
@@ -526,7 +531,13 @@ export class GossipDaemon {
       const d = r.datagram;
       if (d.node === this.node) {
         this.counters.dropped.self++;
-        if (d.epoch !== this.epoch) this.alert('DUPLICATENODE', `an authenticated datagram from ${rinfo.address}:${rinfo.port} claims this node's id '${this.node}': two machines with one node id?`);
+        if (this.sentTags.has(buf.toString('base64', buf.length - 12))) {
+          const p = this.peers.at(rinfo.address, rinfo.port);
+          if (p) {
+            this.peers.remove(p);
+            this.event('info', 'SELFPEER', `peer ${peerAddress(p)} is this node itself; left out`);
+          }
+        } else this.alert('DUPLICATENODE', `an authenticated datagram from ${rinfo.address}:${rinfo.port} claims this node's id '${this.node}': two machines with one node id?`);
         return;
       }
       if (!this.replay.accept(d.node, d.epoch, d.seq)) {
@@ -703,7 +714,7 @@ export class GossipDaemon {
       for (const c of this.peers.tick(this.o.heartbeatMs)) this.circuitChanged(c);
       const entries = this.store.summary();
       const t = this.now();
-      for (const p of this.targets()) this.sendHeartbeat(p, p.circuit === 'half-open' || p.lastSeen === undefined || t - p.lastSeen > this.o.heartbeatMs * 1.5, entries);
+      for (const p of this.targets()) this.sendHeartbeat(p, p.lastSeen === undefined || t - p.lastSeen > this.o.heartbeatMs * 1.5, entries);
       this.watch?.sweep();
       this.dropCovered();
       if (this.tickCount % 10 === 0) void this.resolvePeers();

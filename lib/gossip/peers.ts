@@ -3,8 +3,8 @@
  * static `gossip.peer`, `gossip.fallback`, or because it wrote to us), when
  * it was last heard from, what it holds, and its circuit breaker.
  *
- * Circuit breaker: a peer not heard from for `threshold` heartbeat intervals
- * is opened (skipped) for a back-off period that doubles at each failure up
+ * Circuit breaker: a peer that sends nothing for `threshold` heartbeat
+ * intervals while this daemon sends it heartbeats is opened (skipped) for a back-off period that doubles at each failure up
  * to `maxBackoffMs`; then it is half-open: one heartbeat probe asks it to
  * answer, and the breaker closes on any authenticated datagram from it or
  * opens again when the probe stays unanswered.
@@ -49,6 +49,8 @@ export interface Peer {
   repliedAt: number;
   /** when this daemon last sent it a heartbeat */
   heartbeatAt: number;
+  /** first heartbeat sent since it was last heard from (its silence counts from here) */
+  contactedAt?: number;
 }
 
 /** A breaker state change, for the log. */
@@ -149,6 +151,7 @@ export class PeerTable {
     if (!p) return { peer: undefined };
     p.node = node;
     p.lastSeen = this.now();
+    p.contactedAt = undefined;
     p.failures = 0;
     if (p.circuit !== 'closed') {
       const from = p.circuit;
@@ -164,20 +167,28 @@ export class PeerTable {
     p.summaryAt = this.now();
   }
 
+  /** Closed breaker and an address: gets data and heartbeats (half-open peers get one probe). */
   private live(p: Peer): boolean {
-    return p.circuit !== 'open' && (p.address !== undefined || isAddress(p.host));
+    return p.circuit === 'closed' && (p.address !== undefined || isAddress(p.host));
+  }
+
+  /** Forget a peer (e.g. an address that turned out to be this node itself). */
+  remove(p: Peer): void {
+    const i = this.peers.indexOf(p);
+    if (i !== -1) this.peers.splice(i, 1);
   }
 
   /**
-   * The peers to send to: one per node (the one heard from last), breaker not
-   * open; fallback addresses only while no other peer has been heard from
+   * The peers to send to: one per node (the one heard from last), breaker
+   * closed; fallback addresses only while no other peer has been heard from
    * within the breaker window.
    */
   targets(intervalMs: number): Peer[] {
     const window = this.breaker.threshold * intervalMs;
     const t = this.now();
     const primary = this.peers.filter((p) => !(p.sources.size === 1 && p.sources.has('fallback')));
-    const anyAlive = primary.some((p) => p.lastSeen !== undefined && t - p.lastSeen <= window && p.circuit === 'closed');
+    // A peer not heard from yet is given the breaker window (from when it was added) to answer.
+    const anyAlive = primary.some((p) => p.circuit === 'closed' && t - (p.lastSeen ?? p.addedAt) <= window);
     const pool = anyAlive ? primary : this.peers;
     const byNode = new Map<string, Peer>();
     const out: Peer[] = [];
@@ -204,7 +215,8 @@ export class PeerTable {
     for (const p of this.peers) {
       const from = p.circuit;
       if (p.circuit === 'closed') {
-        if (t - (p.lastSeen ?? p.addedAt) > window) this.open(p, t);
+        // Silence counts only while this daemon talks to the peer (not for an unused fallback).
+        if (p.contactedAt !== undefined && t - p.contactedAt > window) this.open(p, t);
       } else if (p.circuit === 'open') {
         if (t >= p.openUntil) {
           p.circuit = 'half-open';
