@@ -7,7 +7,7 @@ import os from 'node:os';
 import pc from 'picocolors';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { openRepo, type Repo } from '../lib/repo.js';
-import { UsageError, type WalnutError } from '../lib/errors.js';
+import { UsageError, FormatError, type WalnutError } from '../lib/errors.js';
 import type { ClockOptions } from '../lib/clock.js';
 import type { ReadIssue } from '../lib/journal.js';
 
@@ -84,10 +84,19 @@ export class Output {
       process.stderr.write(JSON.stringify({ version: JSON_VERSION, error: typeof e.toJSON === 'function' ? e.toJSON() : { code: 'EINTERNAL', message: err.message } }) + '\n');
       return;
     }
-    process.stderr.write(`${this.paint('error:', pc.red)} ${err.message}\n`);
+    process.stderr.write(`${this.paint('error:', pc.red)} ${placed(err)}\n`);
     for (const h of e.hints ?? []) process.stderr.write(`hint: ${h}\n`);
     if (stack && err.stack) process.stderr.write(err.stack + '\n');
   }
+}
+
+/** A message with the file and line (or byte offset) of a codec error in front, as STYLE.md asks. */
+function placed(err: Error): string {
+  if (!(err instanceof FormatError)) return err.message;
+  const { file, line } = err.data as { file?: string; line?: number };
+  if (!file || err.message.includes(`'${file}'`)) return err.message;
+  const where = line !== undefined && err.message.includes(`line ${line}`) ? `'${file}'` : err.where;
+  return `${where}: ${err.message}`;
 }
 
 /** Everything a handler needs. */

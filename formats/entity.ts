@@ -29,7 +29,15 @@ interface Split {
 
 const FENCE_OPEN = /^---[ \t]*(\r?\n)/;
 
-function split(text: string, file?: string): Split {
+function split(whole: string, file?: string): Split {
+  // A UTF-8 byte order mark before the fence is kept in front of it.
+  const bom = whole.startsWith('\ufeff') ? '\ufeff' : '';
+  const text = bom ? whole.slice(1) : whole;
+  const parts = splitFence(text, file);
+  return bom && parts.open ? { ...parts, open: bom + parts.open } : bom ? { ...parts, body: whole } : parts;
+}
+
+function splitFence(text: string, file?: string): Split {
   const open = FENCE_OPEN.exec(text);
   if (!open) return { open: '', yaml: '', close: '', body: text, eol: '\n' };
   const eol = open[1];
@@ -48,7 +56,7 @@ function split(text: string, file?: string): Split {
 }
 
 function parseYaml(yaml: string, file?: string): Document.Parsed {
-  const doc = parseDocument(yaml, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(yaml, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const err = doc.errors[0];
     const line = (err.linePos?.[0]?.line ?? 1) + 1; // +1 for the opening fence
@@ -142,11 +150,17 @@ export function updateEntity(text: string, changes: FieldChanges, file?: string)
   } catch {
     /* fall through */
   }
-  for (const [k, v] of fields) {
-    if (v === undefined) doc.delete(k);
-    else doc.set(k, v);
+  try {
+    for (const [k, v] of fields) {
+      if (v === undefined) doc.delete(k);
+      else doc.set(k, v);
+    }
+    return parts.open + doc.toString({ lineWidth: 0 }) + parts.close + body;
+  } catch (err) {
+    throw new FormatError('EFRONTMATTER', `cannot change ${[...fields.keys()].map((k) => JSON.stringify(k)).join(', ')}: ${(err as Error).message.split('\n')[0]}`, { file, line: 2 }, [
+      'the frontmatter uses YAML features walnut cannot edit in place (anchors and aliases); write the values out in full',
+    ]);
   }
-  return parts.open + doc.toString({ lineWidth: 0 }) + parts.close + body;
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

@@ -124,11 +124,15 @@ export function decodeValue(raw: string): unknown {
   return raw;
 }
 
-/** Encode a value as its JSON unit; refuses values with no JSON form. */
+/**
+ * Encode a value as its JSON unit; refuses values with no JSON form. The
+ * visible separators U+241F and U+241E are written as JSON escapes, so a value
+ * can never be read as a separator.
+ */
 export function encodeValue(value: unknown): string {
   const text = JSON.stringify(value);
   if (text === undefined) throw new FormatError('EVALUE', `value has no JSON form`, {});
-  return text;
+  return text.replace(/\u241f/g, '\\u241f').replace(/\u241e/g, '\\u241e');
 }
 
 /** The logical counter carried in `causality` (`hlc:<n>`); 0 for other forms. */

@@ -428,7 +428,16 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       edits.set(field, value);
       if (view.fields.length < 100) view.fields.push({ field, from: was, to: value });
     }
-    if (edits.size > 0) newText = updateEntity(text ?? '', edits, rel);
+    if (edits.size > 0) {
+      try {
+        newText = updateEntity(text ?? '', edits, rel);
+      } catch (err) {
+        if (!(err instanceof FormatError)) throw err;
+        result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
+        stillDeferred.set(target, fields);
+        return undefined;
+      }
+    }
     if (newText === text) newText = undefined;
     if (newText !== undefined) {
       if (text === undefined) result.created++;

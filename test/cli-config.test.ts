@@ -97,7 +97,7 @@ test('config on a file with a syntax error: exit 1 with the line, the file is no
   fs.writeFileSync(path.join(dir, '.walnut', 'config'), broken);
   nothingWritten(path.dirname(dir), () => {
     for (const args of [['get', 'core.node'], ['set', 'gossip.port', '1'], ['list']]) {
-      expect(run(['config', ...args], { cwd: dir }), { code: 1, stdout: '', stderr: /^error: bad config line 3: malformed section header: "\[gossip"\nhint: / }, args.join(' '));
+      expect(run(['config', ...args], { cwd: dir }), { code: 1, stdout: '', stderr: /^error: '.walnut\/config': bad config line 3: malformed section header: "\[gossip"\nhint: / }, args.join(' '));
     }
   }, 'broken config');
   assert.is(configOf(dir), broken);

@@ -170,7 +170,7 @@ test('show with a .walnut/config that does not parse: exit 1, the error names th
   fs.writeFileSync(path.join(dir, '.walnut', 'config'), '[core]\n\tnode = laptop\n[remote "origin"\n\turl = x\n');
   nothingWritten(path.dirname(dir), () => {
     const r = run(['show', 'a/b'], { cwd: dir });
-    expect(r, { code: 1, stdout: '', stderr: /^error: bad config line 3: malformed section header: "\[remote \\"origin\\""\nhint: / });
+    expect(r, { code: 1, stdout: '', stderr: /^error: '.walnut\/config': bad config line 3: malformed section header: "\[remote \\"origin\\""\nhint: / });
     assert.match(r.stderr, '.walnut/config', 'the error names the file');
   }, 'bad config');
 });

@@ -91,7 +91,7 @@ for (const [name, text, line, what] of BAD_CONFIGS) {
     const dir = initRepoDir('hub');
     fs.writeFileSync(path.join(dir, '.walnut', 'config'), text);
     nothingWritten(path.dirname(dir), () => {
-      expect(run(['status'], { cwd: dir }), { code: 1, stdout: '', stderr: new RegExp(`^error: bad config line ${line}: ${what.replace(/[[\]]/g, '\\$&')}: .*\\nhint: config uses git-config syntax: .*\\n$`) });
+      expect(run(['status'], { cwd: dir }), { code: 1, stdout: '', stderr: new RegExp(`^error: '.walnut/config': bad config line ${line}: ${what.replace(/[[\]]/g, '\\$&')}: .*\\nhint: config uses git-config syntax: .*\\n$`) });
       const j = run(['status', '--json'], { cwd: dir });
       expect(j, { code: 1, stdout: '' });
       const err = JSON.parse(j.stderr).error;
