@@ -14,6 +14,7 @@ import { config } from './config.js';
 import { compact } from './compact.js';
 import { record } from './record.js';
 import { hooks } from './hooks.js';
+import { fsck } from './fsck.js';
 import { remote } from './remote.js';
 import { push } from './push.js';
 import { pull } from './pull.js';
@@ -22,7 +23,7 @@ import { gossip } from './gossip.js';
 import { watch } from './watch.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, remote, push, pull, clone, gossip, watch];
+export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, fsck, remote, push, pull, clone, gossip, watch];
 
 /** The command's name: the first word of its yargs command string. */
 export function commandName(c: Command<unknown>): string {
