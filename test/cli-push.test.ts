@@ -125,7 +125,7 @@ test('divergence: exit 4, both hashes reported, the remote copy quarantined, the
 
 // ---------------------------------------------------------------- S3
 
-test('push to S3: whole changed segments only, silent when in sync, one request', async () => {
+test('push to S3: only the new bytes of changed segments, silent when in sync, one request', async () => {
   const s = s3Server();
   const bucket = await newBucket();
   const dir = withRecords('pi-01', `s3://${bucket}/prod`, ['--endpoint', s.endpoint]);
@@ -137,8 +137,8 @@ test('push to S3: whole changed segments only, silent when in sync, one request'
   expect(r, { code: 0, stderr: '' });
   const doc = JSON.parse(r.stdout);
   const m = segBytes(dir, 'pi-01');
-  assert.equal(doc.transfers, [{ segment: 'wal/20261121_pi-01.usv', node: 'pi-01', from: n, to: m, bytes: m }]);
-  assert.equal(doc.wire, { bytesSent: m, bytesReceived: 0, requests: 2 }, 'one listing, one upload');
+  assert.equal(doc.transfers, [{ segment: 'wal/20261121_pi-01.usv', node: 'pi-01', from: n, to: m, bytes: m - n }]);
+  assert.equal(doc.wire, { bytesSent: m - n, bytesReceived: 0, requests: 2 }, 'one listing, one upload of the new bytes');
   const quiet = JSON.parse(run(['-C', dir, 'push', '--json'], { env: s.env }).stdout);
   assert.equal([quiet.inSync, quiet.wire], [true, { bytesSent: 0, bytesReceived: 0, requests: 1 }]);
   // Credentials are never written or printed.

@@ -8,9 +8,9 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { openStore, sha256, type RemoteSpec, type Store } from '../lib/remote/index.js';
-import { S3Store } from '../lib/remote/s3.js';
+import { S3Store, MAX_PARTS } from '../lib/remote/s3.js';
 import { acquireLease, renewLease, releaseLease, withRemoteLease, type Lease } from '../lib/remote/lease.js';
 import { WalnutError } from '../lib/errors.js';
 import { tmpDir } from './helpers.js';
@@ -82,6 +82,54 @@ test('segments: conditional replace; a stale writer changes nothing', async () =
   assert.is(await st.writeSegment({ node: 'n', name: '20261121_n.usv', file, length: 15, sha256: 'z'.repeat(64) }), undefined);
   const [now] = await st.listSegments();
   assert.is(now.length, 10);
+});
+
+test('a segment grows by parts: ranged reads across them; consolidated past MAX_PARTS; stale readers told', async () => {
+  const bucket = await newBucket();
+  const st = await store(bucket);
+  const name = '20261121_n.usv';
+  const text = Buffer.from(Array.from({ length: 200 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''));
+  const file = localFile(text);
+  await st.writeSegment({ node: 'n', name, file, length: 100, sha256: sha256(text.subarray(0, 100)) });
+  let seg = (await st.statSegment('n', name))!;
+  const before = st.stats.bytesSent;
+  for (let to = 101; to <= 100 + MAX_PARTS; to++) {
+    assert.type(await st.writeSegment({ node: 'n', name, file, length: to, sha256: sha256(text.subarray(0, to)), expect: seg }), 'string');
+    seg = (await st.statSegment('n', name))!;
+    assert.is(seg.length, to);
+  }
+  assert.is(st.stats.bytesSent - before, MAX_PARTS, 'one byte per append');
+  const keys = async () => ((await s3Client().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `p/wal/n/${name}` }))).Contents ?? []).map((o) => o.Key!);
+  assert.is((await keys()).length, MAX_PARTS + 1, 'the base and its parts');
+  const reader = await store(bucket);
+  const [listed] = await reader.listSegments();
+  const read = async (r: S3Store, sg: typeof seg, a: number, b: number) => {
+    const chunks: Buffer[] = [];
+    await r.readSegment(sg, a, b, (c) => chunks.push(Buffer.from(c)));
+    return Buffer.concat(chunks).toString();
+  };
+  for (const [a, b] of [[0, seg.length], [95, 110], [100, 101], [seg.length - 7, seg.length], [3, 12]]) {
+    assert.is(await read(reader, listed, a, b), text.subarray(a, b).toString(), `bytes ${a}-${b}`);
+  }
+  assert.equal(await reader.segmentHash(listed), { sha256: sha256(text.subarray(0, seg.length)), length: seg.length, tag: listed.tag });
+  // One more part would pass MAX_PARTS: the segment is uploaded whole and its parts deleted.
+  const to = seg.length + 5;
+  const b2 = st.stats.bytesSent;
+  assert.type(await st.writeSegment({ node: 'n', name, file, length: to, sha256: sha256(text.subarray(0, to)), expect: seg }), 'string');
+  assert.is(st.stats.bytesSent - b2, to);
+  assert.equal(await keys(), [`p/wal/n/${name}`]);
+  // A reader that listed the parts before finds them gone and is told so; listing again reads right.
+  const e = await rejects(read(reader, listed, 110, 120));
+  assert.is(e.code, 'EREMOTECHANGED');
+  const again = (await reader.statSegment('n', name))!;
+  assert.is(await read(reader, again, 0, to), text.subarray(0, to).toString());
+  // Parts whose bytes outweigh the base four times also make a whole upload.
+  seg = again;
+  const big = Buffer.alloc(4 * to + 1, 'z');
+  const f2 = localFile(Buffer.concat([text.subarray(0, to), big]));
+  const b3 = st.stats.bytesSent;
+  await st.writeSegment({ node: 'n', name, file: f2, length: to + big.length, sha256: 'c'.repeat(64), expect: seg });
+  assert.is(st.stats.bytesSent - b3, to + big.length);
 });
 
 test('the conditions probe passes on the real server and finds the ETag style', async () => {

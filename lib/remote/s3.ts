@@ -27,6 +27,66 @@ import { sha256, type OpenStoreOptions, type RemoteSegment, type RemoteSpec, typ
 
 /** Segments up to this size are uploaded from memory (retries need a replayable body). */
 const BUFFERED_UPLOAD_MAX = 256 * 1024 * 1024;
+/** A segment is uploaded whole again rather than get more parts than this… */
+export const MAX_PARTS = 32;
+/** …or parts that weigh more than this many times its base object. */
+export const PARTS_RATIO = 4;
+
+/** One object of a segment: the base (start 0) or an appended part. */
+interface Part {
+  key: string;
+  start: number;
+  size: number;
+  etag: string;
+}
+
+/** How a segment is stored: the objects that make it up, in order. */
+interface Layout {
+  /** base, then the parts that extend it (each may overlap the one before) */
+  chain: Part[];
+  /** every part object listed, in the chain or not */
+  parts: Part[];
+  length: number;
+  /** change token: the ETags of the chain */
+  tag: string;
+}
+
+/**
+ * The chain of a segment: from the base object, repeatedly the part that
+ * starts at or before the end so far and reaches furthest. Honest parts
+ * agree on every byte (a segment only grows), so any cover reads the same.
+ */
+function chainOf(base: Part | undefined, parts: Part[]): Layout {
+  const chain: Part[] = base ? [base] : [];
+  let pos = base ? base.size : 0;
+  for (;;) {
+    let best: Part | undefined;
+    for (const p of parts) if (p.start <= pos && p.start + p.size > pos && (!best || p.start + p.size > best.start + best.size)) best = p;
+    if (!best) break;
+    chain.push(best);
+    pos = best.start + best.size;
+  }
+  return { chain, parts, length: pos, tag: chain.map((p) => `${p.start}:${p.etag.replace(/"/g, '')}`).join('+') };
+}
+
+/** Bytes [from, to) of a local file as an upload body. */
+function readBody(file: string, from: number, to: number): PutObjectCommandInput['Body'] {
+  const length = to - from;
+  if (length > BUFFERED_UPLOAD_MAX) return fs.createReadStream(file, { start: from, end: to - 1 });
+  const buf = Buffer.alloc(length);
+  const fd = fs.openSync(file, 'r');
+  try {
+    let pos = 0;
+    while (pos < length) {
+      const n = fs.readSync(fd, buf, pos, length - pos, from + pos);
+      if (n === 0) throw new WalnutError('ESHORT', `'${file}' is shorter than ${to} bytes`, { data: { file } });
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return buf;
+}
 
 /**
  * Open an S3 store.
@@ -49,6 +109,8 @@ export class S3Store implements Store {
   private readonly base: string;
   private readonly endpoint: string | undefined;
   ifMatchQuoted: boolean;
+  /** segment layouts seen by the last listing, by `<node>/<name>` */
+  private readonly layouts = new Map<string, Layout>();
 
   constructor(spec: Extract<RemoteSpec, { kind: 's3' }>, { ifMatchQuoted = false, credentials, defaultRegion = 'us-east-1' }: OpenStoreOptions = {}) {
     this.url = spec.url;
@@ -161,9 +223,9 @@ export class S3Store implements Store {
     // Nothing to prepare: a missing bucket fails the first request with ES3NOBUCKET.
   }
 
-  async listSegments(): Promise<RemoteSegment[]> {
-    const out: RemoteSegment[] = [];
-    const prefix = this.key('wal/');
+  /** List the objects under a prefix: key, size, ETag. */
+  private async listObjects(prefix: string): Promise<Array<{ key: string; size: number; etag: string }>> {
+    const out: Array<{ key: string; size: number; etag: string }> = [];
     let token: string | undefined;
     do {
       const page = await this.send<{ Contents?: Array<{ Key?: string; Size?: number; ETag?: string }>; IsTruncated?: boolean; NextContinuationToken?: string }>(
@@ -171,57 +233,106 @@ export class S3Store implements Store {
         prefix,
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
       );
-      for (const o of page.Contents ?? []) {
-        const rest = (o.Key ?? '').slice(prefix.length).split('/');
-        if (rest.length !== 2) continue;
-        const [node, name] = rest;
-        const m = SEGMENT_NAME.exec(name);
-        if (!m || m[2] !== node) continue;
-        out.push({ node, name, length: o.Size ?? 0, tag: o.ETag ?? '' });
-      }
+      for (const o of page.Contents ?? []) out.push({ key: o.Key ?? '', size: o.Size ?? 0, etag: o.ETag ?? '' });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;
   }
 
-  async statSegment(node: string, name: string): Promise<RemoteSegment | undefined> {
-    const key = this.key(`wal/${node}/${name}`);
-    try {
-      const head = await this.send<{ ContentLength?: number; ETag?: string }>('HeadObject', key, new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { node, name, length: head.ContentLength ?? 0, tag: head.ETag ?? '' };
-    } catch (err) {
-      if (err instanceof WalnutError && (err.data as { status?: number }).status === 404) return undefined;
-      throw err;
+  /** Group listed objects into segment layouts (base object + appended parts). */
+  private layoutsOf(objects: Array<{ key: string; size: number; etag: string }>): RemoteSegment[] {
+    const prefix = this.key('wal/');
+    const groups = new Map<string, { node: string; name: string; base?: Part; parts: Part[] }>();
+    for (const o of objects) {
+      if (!o.key.startsWith(prefix)) continue;
+      const rest = o.key.slice(prefix.length).split('/');
+      if (rest.length !== 2) continue;
+      const [node, file] = rest;
+      const m = /^(.*?)(?:@(\d{15}))?$/.exec(file)!;
+      const name = m[1];
+      const sm = SEGMENT_NAME.exec(name);
+      if (!sm || sm[2] !== node) continue;
+      const g = groups.get(`${node}/${name}`) ?? { node, name, parts: [] };
+      groups.set(`${node}/${name}`, g);
+      if (m[2] === undefined) g.base = { key: o.key, start: 0, size: o.size, etag: o.etag };
+      else g.parts.push({ key: o.key, start: Number(m[2]), size: o.size, etag: o.etag });
     }
+    const out: RemoteSegment[] = [];
+    for (const g of groups.values()) {
+      const layout = chainOf(g.base, g.parts);
+      if (layout.chain.length === 0) continue;
+      this.layouts.set(`${g.node}/${g.name}`, layout);
+      out.push({ node: g.node, name: g.name, length: layout.length, tag: layout.tag });
+    }
+    return out.sort((a, b) => (a.node === b.node ? (a.name < b.name ? -1 : 1) : a.node < b.node ? -1 : 1));
+  }
+
+  async listSegments(): Promise<RemoteSegment[]> {
+    return this.layoutsOf(await this.listObjects(this.key('wal/')));
+  }
+
+  async statSegment(node: string, name: string): Promise<RemoteSegment | undefined> {
+    this.layouts.delete(`${node}/${name}`);
+    return this.layoutsOf(await this.listObjects(this.key(`wal/${node}/${name}`))).find((s) => s.node === node && s.name === name);
+  }
+
+  /** The layout a listing saw for a segment, listing again if needed. */
+  private async layoutFor(seg: RemoteSegment): Promise<Layout> {
+    let layout = this.layouts.get(`${seg.node}/${seg.name}`);
+    if (!layout || layout.tag !== seg.tag) {
+      await this.statSegment(seg.node, seg.name);
+      layout = this.layouts.get(`${seg.node}/${seg.name}`);
+    }
+    if (!layout || layout.length < seg.length) throw this.changed(seg);
+    return layout;
   }
 
   async segmentHash(seg: RemoteSegment): Promise<{ sha256: string; length: number; tag: string }> {
-    const key = this.key(`wal/${seg.node}/${seg.name}`);
-    let head: { Metadata?: Record<string, string>; ContentLength?: number; ETag?: string };
-    try {
-      head = await this.send('HeadObject', key, new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-    } catch (err) {
-      if (err instanceof WalnutError && (err.data as { status?: number }).status === 404) throw this.changed(seg);
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      const layout = await this.layoutFor(seg);
+      const last = layout.chain[layout.chain.length - 1];
+      let head: { Metadata?: Record<string, string>; ETag?: string } | undefined;
+      try {
+        head = await this.send('HeadObject', last.key, new HeadObjectCommand({ Bucket: this.bucket, Key: last.key }));
+      } catch (err) {
+        if (!(err instanceof WalnutError && (err.data as { status?: number }).status === 404)) throw err;
+      }
+      if (!head || head.ETag !== last.etag) {
+        // Rewritten or consolidated since the listing: look again.
+        if (attempt === 2) throw this.changed(seg);
+        seg = (await this.statSegment(seg.node, seg.name)) ?? seg;
+        continue;
+      }
+      const meta = head.Metadata ?? {};
+      const fresh = { length: layout.length, tag: layout.tag };
+      if (meta.sha256 && /^[0-9a-f]{64}$/.test(meta.sha256) && Number(meta.length) === last.start + last.size) return { sha256: meta.sha256, ...fresh };
+      // Not written by walnut (no metadata): hash the content itself.
+      const { createHash } = await import('node:crypto');
+      const h = createHash('sha256');
+      await this.readSegment({ ...seg, ...fresh }, 0, layout.length, (c) => h.update(c));
+      return { sha256: h.digest('hex'), ...fresh };
     }
-    const length = head.ContentLength ?? 0;
-    const tag = head.ETag ?? '';
-    const meta = head.Metadata ?? {};
-    if (meta.sha256 && /^[0-9a-f]{64}$/.test(meta.sha256) && Number(meta.length) === length) return { sha256: meta.sha256, length, tag };
-    // Not written by walnut (no metadata): hash the content itself.
-    const { createHash } = await import('node:crypto');
-    const h = createHash('sha256');
-    await this.readSegment({ ...seg, length, tag }, 0, length, (c) => h.update(c));
-    return { sha256: h.digest('hex'), length, tag };
   }
 
   private changed(seg: RemoteSegment): WalnutError {
-    return new WalnutError('EREMOTECHANGED', `remote segment 'wal/${seg.node}/${seg.name}' at '${this.url}' disappeared or shrank while reading it`, { data: { url: this.url, segment: seg.name }, hints: ['someone changed the bucket by other means; run the command again'] });
+    return new WalnutError('EREMOTECHANGED', `remote segment 'wal/${seg.node}/${seg.name}' at '${this.url}' changed or disappeared while reading it`, { data: { url: this.url, segment: seg.name }, hints: ['another machine rewrote it meanwhile; run the command again'] });
   }
 
   async readSegment(seg: RemoteSegment, start: number, end: number, onChunk: (chunk: Buffer) => void): Promise<void> {
     if (end <= start) return;
-    const key = this.key(`wal/${seg.node}/${seg.name}`);
+    const layout = await this.layoutFor(seg);
+    let pos = 0;
+    for (const part of layout.chain) {
+      const from = Math.max(start, pos);
+      const to = Math.min(end, part.start + part.size);
+      pos = part.start + part.size;
+      if (from < to) await this.readRange(seg, part.key, from - part.start, to - part.start, onChunk);
+      if (pos >= end) break;
+    }
+  }
+
+  /** Stream bytes [start, end) of one object. */
+  private async readRange(seg: RemoteSegment, key: string, start: number, end: number, onChunk: (chunk: Buffer) => void): Promise<void> {
     let res: { Body?: AsyncIterable<Uint8Array> };
     try {
       res = await this.send('GetObject', key, new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
@@ -244,28 +355,51 @@ export class S3Store implements Store {
     if (got !== end - start) throw this.changed(seg);
   }
 
+  /**
+   * Write a segment. A new one is uploaded whole (`If-None-Match: *`). One
+   * that grew gets its new bytes as a part object `<segment>@<offset>`
+   * (`If-None-Match: *`: of two writers appending at the same offset one
+   * wins), so only new bytes travel; when the segment would have more than
+   * MAX_PARTS parts, or its parts would outweigh the base object
+   * PARTS_RATIO times, it is uploaded whole instead (`If-Match` on the base
+   * object's ETag) and the parts it covers are deleted.
+   */
   async writeSegment({ node, name, file, length, sha256: hash, expect }: { node: string; name: string; file: string; length: number; sha256: string; expect?: RemoteSegment }): Promise<string | undefined> {
-    const key = this.key(`wal/${node}/${name}`);
-    let body: PutObjectCommandInput['Body'];
-    if (length <= BUFFERED_UPLOAD_MAX) {
-      const buf = Buffer.alloc(length);
-      const fd = fs.openSync(file, 'r');
-      try {
-        let pos = 0;
-        while (pos < length) {
-          const n = fs.readSync(fd, buf, pos, length - pos, pos);
-          if (n === 0) throw new WalnutError('ESHORT', `'${file}' is shorter than ${length} bytes`, { data: { file } });
-          pos += n;
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
-      body = buf;
-    } else {
-      body = fs.createReadStream(file, { start: 0, end: length - 1 });
+    const baseKey = this.key(`wal/${node}/${name}`);
+    const metadata = { sha256: hash, length: String(length) };
+    if (!expect) {
+      const etag = await this.put(baseKey, readBody(file, 0, length), length, { ifNoneMatch: true }, metadata);
+      if (etag === undefined) return undefined;
+      const layout = chainOf({ key: baseKey, start: 0, size: length, etag }, []);
+      this.layouts.set(`${node}/${name}`, layout);
+      return layout.tag;
     }
-    const tag = await this.put(key, body, length, expect ? { ifMatch: expect.tag } : { ifNoneMatch: true }, { sha256: hash, length: String(length) });
-    return tag;
+    const layout = this.layouts.get(`${node}/${name}`);
+    if (!layout || layout.tag !== expect.tag || layout.length !== expect.length) return undefined;
+    const [base, ...parts] = layout.chain;
+    const partBytes = parts.reduce((n, p) => n + p.size, 0) + (length - expect.length);
+    if (base.start === 0 && base.key === baseKey && (parts.length + 1 > MAX_PARTS || partBytes > PARTS_RATIO * base.size)) {
+      const etag = await this.put(baseKey, readBody(file, 0, length), length, { ifMatch: base.etag }, metadata);
+      if (etag === undefined) return undefined;
+      const known = this.layoutsAll(node, name);
+      const fresh = chainOf({ key: baseKey, start: 0, size: length, etag }, known.filter((p) => p.start + p.size > length));
+      this.layouts.set(`${node}/${name}`, fresh);
+      // The parts the new base covers are garbage now; readers that listed
+      // them meanwhile look again (EREMOTECHANGED) and read the base.
+      for (const p of known) if (p.start + p.size <= length) await this.deleteObject(p.key.slice(this.base.length)).catch(() => {});
+      return fresh.tag;
+    }
+    const key = `${baseKey}@${String(expect.length).padStart(15, '0')}`;
+    const etag = await this.put(key, readBody(file, expect.length, length), length - expect.length, { ifNoneMatch: true }, metadata);
+    if (etag === undefined) return undefined;
+    const fresh = chainOf(base, [...parts, { key, start: expect.length, size: length - expect.length, etag }]);
+    this.layouts.set(`${node}/${name}`, fresh);
+    return fresh.tag;
+  }
+
+  /** Every part of a segment seen by the last listing (chain or not). */
+  private layoutsAll(node: string, name: string): Part[] {
+    return this.layouts.get(`${node}/${name}`)?.parts ?? [];
   }
 
   /** A conditional PUT; undefined when the condition failed. */

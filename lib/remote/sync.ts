@@ -190,7 +190,7 @@ export async function pull(options: SyncOptions): Promise<SyncResult> {
     const progress = ctx.progress('pull', work.length, work.reduce((n, w) => n + w.r.length - (w.local?.size ?? 0), 0));
     const clock = Clock.load(repo, options.clock);
     for (const { r, local } of work) {
-      const installed = await pullSegment(ctx, r, local);
+      const installed = await withRetry(ctx, r, (seg) => pullSegment(ctx, seg, local));
       if (installed) {
         const last = lastRecord(installed);
         if (last) clock.observe(last);
@@ -398,11 +398,12 @@ function localHash(ctx: Session, seg: { name: string; file: string }, length: nu
 async function pushSegment(ctx: Session, seg: SegmentInfo, r: RemoteSegment | undefined): Promise<'done' | 'conflict'> {
   const { store, result } = ctx;
   const length = seg.size;
+  const before = store.stats.bytesSent;
   if (!r) {
     const { full } = localHash(ctx, seg, length);
     const tag = await store.writeSegment({ node: seg.node, name: seg.name, file: seg.file, length, sha256: full });
     if (tag === undefined) return 'conflict';
-    sent(ctx, seg, 0, length, full, tag);
+    sent(ctx, seg, 0, length, full, tag, store.stats.bytesSent - before);
     return 'done';
   }
   const rh = await remoteHash(ctx, r);
@@ -419,12 +420,11 @@ async function pushSegment(ctx: Session, seg: SegmentInfo, r: RemoteSegment | un
   }
   const tag = await store.writeSegment({ node: seg.node, name: seg.name, file: seg.file, length, sha256: full, expect: rh });
   if (tag === undefined) return 'conflict';
-  sent(ctx, seg, rh.length, length, full, tag);
+  sent(ctx, seg, rh.length, length, full, tag, store.stats.bytesSent - before);
   return 'done';
 }
 
-function sent(ctx: Session, seg: SegmentInfo, from: number, to: number, sha256: string, tag: string): void {
-  const bytes = ctx.store.kind === 's3' ? to : to - from;
+function sent(ctx: Session, seg: SegmentInfo, from: number, to: number, sha256: string, tag: string, bytes: number): void {
   ctx.result.transfers.push({ segment: seg.rel, node: seg.node, from, to, bytes });
   ctx.result.sent.segments++;
   ctx.result.sent.bytes += bytes;
@@ -432,6 +432,24 @@ function sent(ctx: Session, seg: SegmentInfo, from: number, to: number, sha256: 
   rememberLocal(ctx, seg.name, seg.file, to, sha256);
   ctx.onBytes?.(to - from, seg.rel);
   ctx.crash('push:after-upload');
+}
+
+/**
+ * Run `fn` on a remote segment; when the remote rewrote it meanwhile (an S3
+ * segment consolidated by another machine: EREMOTECHANGED), look at it again
+ * and retry, up to three times.
+ */
+async function withRetry<T>(ctx: Session, r: RemoteSegment, fn: (r: RemoteSegment) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(r);
+    } catch (err) {
+      if (!(err instanceof WalnutError && err.code === 'EREMOTECHANGED') || attempt === 2) throw err;
+      const again = await ctx.store.statSegment(r.node, r.name);
+      if (!again) throw err;
+      r = again;
+    }
+  }
 }
 
 /** Pull one segment into wal/; returns the installed file, if any. */
