@@ -1,7 +1,7 @@
 // The journal reader alone, for the reading benchmark: scan every segment of
 // <dir>/wal with dist/lib/journal.js scanSegment and print one JSON line with
-// the count of records and issues, bytes, and the time the scan took (Node
-// start-up and module loading excluded). Run as a child so its peak RSS is its own.
+// the count of records and issues, bytes, and the wall and CPU time the scan
+// took (Node start-up and module loading excluded). Run as a child so its peak RSS is its own.
 //   node bench/lib/scan-journals.mjs <data-dir>
 import path from 'node:path';
 import { ROOT } from './walnut.mjs';
@@ -13,6 +13,7 @@ if (!dir) {
 }
 const { listSegmentsIn, scanSegment } = await import(path.join(ROOT, 'dist/lib/journal.js'));
 const t0 = process.hrtime.bigint();
+const c0 = process.cpuUsage();
 let records = 0;
 let issues = 0;
 let bytes = 0;
@@ -31,4 +32,6 @@ for (const seg of segments) {
   bytes += size;
 }
 const scanMs = Number(process.hrtime.bigint() - t0) / 1e6;
-console.log(JSON.stringify({ segments: segments.length, records, issues, bytes, scanMs, fields }));
+const cpu = process.cpuUsage(c0);
+const cpuMs = (cpu.user + cpu.system) / 1000;
+console.log(JSON.stringify({ segments: segments.length, records, issues, bytes, scanMs, cpuMs, fields }));

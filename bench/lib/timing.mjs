@@ -61,12 +61,13 @@ export function ensureHyperfine({ log = () => {} } = {}) {
  * @param commands - [{ name, argv: [cmd, ...args] }]
  * @param options.cwd, options.env - where and how to run them
  * @param options.hyperfine - path of hyperfine, or undefined for the own loop
- * @returns { tool, results: [{ name, command, samples (ms), ...stats }] }
+ * @returns { tool, results: [{ name, command, samples (ms), ...stats, cpuMean (ms of user + system time; hyperfine only) }] }
  */
 export function timeCommands(commands, { runs = 30, warmup = 3, rounds = 5, cwd = process.cwd(), env = process.env, hyperfine } = {}) {
   if (hyperfine) {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'walnut-hf-'));
     const pooled = commands.map(() => []);
+    const cpu = commands.map(() => 0); // user + system seconds, summed over runs
     const per = Math.ceil(runs / rounds);
     let failure = '';
     for (let round = 0; round < rounds && !failure; round++) {
@@ -75,14 +76,18 @@ export function timeCommands(commands, { runs = 30, warmup = 3, rounds = 5, cwd 
       for (const c of commands) args.push('-n', c.name, c.argv.map(shellQuote).join(' '));
       const r = spawnSync(hyperfine, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
       if (r.status !== 0) failure = r.stderr.trim() || `exit ${r.status}`;
-      else JSON.parse(fs.readFileSync(out, 'utf8')).results.forEach((res, i) => pooled[i].push(...res.times.map((t) => t * 1000)));
+      else
+        JSON.parse(fs.readFileSync(out, 'utf8')).results.forEach((res, i) => {
+          pooled[i].push(...res.times.map((t) => t * 1000));
+          cpu[i] += (res.user + res.system) * res.times.length;
+        });
     }
     fs.rmSync(tmp, { recursive: true, force: true });
     if (!failure) {
       const version = spawnSync(hyperfine, ['--version'], { encoding: 'utf8' }).stdout.trim();
       return {
         tool: `${version || 'hyperfine'} -N, ${rounds} rounds × ${per} runs (+ warm-up), samples pooled`,
-        results: commands.map((c, i) => ({ name: c.name, command: c.argv.join(' '), samples: pooled[i], ...stats(pooled[i]) })),
+        results: commands.map((c, i) => ({ name: c.name, command: c.argv.join(' '), samples: pooled[i], ...stats(pooled[i]), cpuMean: (cpu[i] * 1000) / pooled[i].length })),
       };
     }
     process.stderr.write(`hyperfine failed (${failure}); timing with a loop instead\n`);
@@ -108,19 +113,21 @@ const TIME = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
 /**
  * Run one command once and measure it: wall time (hrtime around the child),
- * peak resident set size (GNU time's %M; without it, VmHWM of /proc/<pid>/status
- * polled every 5 ms), exit status, and optionally its stdout.
+ * CPU time (user + system; GNU time's %U %S, 10 ms resolution), peak resident
+ * set size (GNU time's %M; without GNU time, VmHWM of /proc/<pid>/status polled
+ * every 5 ms, and no CPU time), exit status, and optionally its stdout. CPU time
+ * moves much less than wall time when other work loads the machine.
  *
  * @param argv - [cmd, ...args]
  * @param options.stdin - a file to feed on stdin (default: nothing)
  * @param options.stdout - 'ignore' (like > /dev/null), 'capture', or a file path
- * @returns { wallMs, peakRssKB, rssMethod, code, stdout, stderr }
+ * @returns { wallMs, cpuMs, peakRssKB, rssMethod, code, stdout, stderr }
  */
 export async function measureRun(argv, { cwd = process.cwd(), env = process.env, stdin, stdout = 'ignore' } = {}) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'walnut-rss-'));
   const timeFile = path.join(tmp, 'time');
   const useTime = TIME && !process.env.WALNUT_BENCH_NO_GNU_TIME;
-  const full = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
+  const full = useTime ? [TIME, '-f', '%M %U %S', '-o', timeFile, ...argv] : argv;
   const inFd = stdin ? fs.openSync(stdin, 'r') : 'ignore';
   const outFd = stdout === 'ignore' ? 'ignore' : stdout === 'capture' ? 'pipe' : fs.openSync(stdout, 'w');
   const t0 = process.hrtime.bigint();
@@ -149,17 +156,20 @@ export async function measureRun(argv, { cwd = process.cwd(), env = process.env,
   if (typeof inFd === 'number') fs.closeSync(inFd);
   if (typeof outFd === 'number') fs.closeSync(outFd);
   let peakRssKB = hwm;
+  let cpuMs;
   if (useTime) {
     const text = fs.existsSync(timeFile) ? fs.readFileSync(timeFile, 'utf8').trim().split('\n') : [];
-    peakRssKB = Number(text[text.length - 1]) || 0;
+    const [rss, user, sys] = (text[text.length - 1] ?? '').split(' ').map(Number);
+    peakRssKB = rss || 0;
+    if (Number.isFinite(user) && Number.isFinite(sys)) cpuMs = (user + sys) * 1000;
   }
   fs.rmSync(tmp, { recursive: true, force: true });
-  return { wallMs, peakRssKB, rssMethod: useTime ? '/usr/bin/time -f %M' : '/proc/<pid>/status VmHWM (polled)', code, stdout: out, stderr: err };
+  return { wallMs, cpuMs, peakRssKB, rssMethod: useTime ? '/usr/bin/time -f %M' : '/proc/<pid>/status VmHWM (polled)', code, stdout: out, stderr: err };
 }
 
 /**
- * Repeat `measureRun` and keep the median run's wall time and the largest
- * peak RSS. `prepare(i)` runs before each repetition (untimed), e.g. to make a
+ * Repeat `measureRun`: statistics of wall time and of CPU time (when known),
+ * and the largest peak RSS. `prepare(i)` runs before each repetition (untimed), e.g. to make a
  * fresh data directory.
  */
 export async function measureRepeated(argv, { reps = 3, prepare, check, ...options } = {}) {
@@ -172,5 +182,6 @@ export async function measureRepeated(argv, { reps = 3, prepare, check, ...optio
     runs.push(r);
   }
   const wall = stats(runs.map((r) => r.wallMs));
-  return { runs, wall, peakRssKB: Math.max(...runs.map((r) => r.peakRssKB)), rssMethod: runs[0].rssMethod };
+  const cpu = runs.every((r) => r.cpuMs !== undefined) ? stats(runs.map((r) => r.cpuMs)) : undefined;
+  return { runs, wall, cpu, peakRssKB: Math.max(...runs.map((r) => r.peakRssKB)), rssMethod: runs[0].rssMethod };
 }
