@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { initRepoDir, tmpDir, walnutAsync } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { initRepoDir, tmpDir, walnutAsync, BIN } from './helpers.js';
 import { run, expect, nothingWritten } from './cli-util.js';
 import { s3Server, newBucket, closeClients } from './s3-server.js';
 
@@ -121,6 +122,30 @@ test('divergence: exit 4, both hashes reported, the remote copy quarantined, the
       `^error: 'wal/20261121_pi-01.usv' differs from the copy at remote 'origin': local ${d.local.length} bytes sha256 ${d.local.sha256.slice(0, 12)}, remote ${d.remote.length} bytes sha256 ${d.remote.sha256.slice(0, 12)}\\nhint: the remote copy is kept in '.walnut/quarantine/origin/'; nothing was changed on either side\\nhint: two machines may be using node id 'pi-01'`,
     ),
   });
+});
+
+test('killed right after an upload: the remote holds whole segments, a rerun completes and says so', () => {
+  const remote = path.join(tmpDir(), 'remote');
+  const dir = withRecords('pi-01', remote);
+  expect(run(['-C', dir, 'set', 'companies/acme', 'city', 'Paris'], { env: { WALNUT_NOW: '2026-11-22T10:00:00Z' } }), { code: 0 });
+  const crashed = run(['-C', dir, 'push'], { env: { WALNUT_CRASH_AT: 'push:after-upload' } });
+  assert.is(crashed.code, 128, crashed.stderr);
+  const files = fs.readdirSync(path.join(remote, 'wal', 'pi-01')).filter((f) => f.endsWith('.usv'));
+  assert.equal(files, ['20261121_pi-01.usv'], 'the first segment is there, whole');
+  assert.equal(fs.readFileSync(path.join(remote, 'wal', 'pi-01', files[0])), fs.readFileSync(path.join(dir, 'wal', files[0])));
+  expect(run(['-C', dir, 'push']), { code: 0, stdout: '', stderr: /^pushed 1 segment \(\d+ B\) to origin\n$/ });
+  expect(run(['-C', dir, 'push']), { code: 0, stdout: '', stderr: '' });
+});
+
+test('a progress bar on a terminal for multi-segment transfers, none in a pipe', () => {
+  const remote = path.join(tmpDir(), 'remote');
+  const dir = withRecords('pi-01', remote);
+  for (const day of ['22', '23', '24']) expect(run(['-C', dir, 'set', 'companies/acme', 'city', day], { env: { WALNUT_NOW: `2026-11-${day}T10:00:00Z` } }), { code: 0 });
+  // script(1) gives walnut a terminal; its output is what the terminal showed.
+  const r = spawnSync('script', ['-qec', `${process.execPath} ${BIN} -C ${dir} push`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  assert.is(r.status, 0, r.stdout);
+  assert.match(r.stdout, /\rpushing \[[#.]{24}\] \d\/4 segments, /);
+  assert.match(r.stdout, /\r\x1b\[Kpushed 4 segments \(\d+ B\) to origin\r?\n/);
 });
 
 // ---------------------------------------------------------------- S3
