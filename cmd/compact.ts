@@ -14,8 +14,10 @@ export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: strin
     const { compact: run } = await import('../lib/compact.js');
     const out = ctx.out;
     const progress = out.tty && !out.quiet && !out.json;
+    const passMiB = ctx.repo.config.get('compact.passmib');
     const result = await run({
       repo: ctx.repo,
+      passBytes: passMiB ? Number(passMiB) * 1024 * 1024 : undefined,
       clock: ctx.clock,
       ...leaseOptions(ctx, argv.wait),
       dryRun: argv.dryRun,

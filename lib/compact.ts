@@ -302,10 +302,15 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
 
 function offer(winners: Winners, target: string, field: string, stamp: string, value: string): void {
   let fields = winners.get(target);
-  if (!fields) winners.set(target, (fields = new Map()));
-  const packed = stamp + '\x1f' + value;
+  if (!fields) winners.set(flat(target), (fields = new Map()));
   const cur = fields.get(field);
-  if (cur === undefined || packed > cur) fields.set(field, packed);
+  // join copies: a substring of the record text would keep the whole record alive
+  if (cur === undefined || stamp + '\x1f' + value > cur) fields.set(cur === undefined ? flat(field) : field, [stamp, value].join('\x1f'));
+}
+
+/** A copy of a string that holds no reference to a larger one (V8 slices keep their parent alive). */
+function flat(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }
 
 function validTarget(record: JournalRecord, rel: string, issues: ReadIssue[]): boolean {

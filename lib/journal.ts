@@ -112,19 +112,26 @@ export function scanSegment(
   }
   try {
     const limit = end ?? fs.fstatSync(fd).size;
-    const buf = Buffer.allocUnsafe(chunkSize);
+    // One buffer for the whole scan: the unfinished tail of a chunk is moved to
+    // its front and the next chunk read after it (no allocation per chunk).
+    let buf = Buffer.allocUnsafe(chunkSize * 2);
     let pos = start;
-    let carry: Buffer | null = null;
+    let carryLen = 0;
     let carryStart = start;
     let skipping = false; // inside an oversized record, looking for its end
     let complete = start;
     for (;;) {
+      if (carryLen + chunkSize > buf.length) {
+        const bigger = Buffer.allocUnsafe(carryLen + chunkSize);
+        buf.copy(bigger, 0, 0, carryLen);
+        buf = bigger;
+      }
       const want = Math.min(chunkSize, limit - pos);
-      const n = want > 0 ? fs.readSync(fd, buf, 0, want, pos) : 0;
+      const n = want > 0 ? fs.readSync(fd, buf, carryLen, want, pos) : 0;
       pos += n;
       const final = n === 0 || pos >= limit;
-      const data: Buffer = carry ? Buffer.concat([carry, buf.subarray(0, n)]) : buf.subarray(0, n);
-      const base = carry ? carryStart : pos - n;
+      const data = buf.subarray(0, carryLen + n);
+      const base = carryStart;
       const { records, used } = splitRecords(data, base, final);
       const chunkUtf8 = isUtf8(data.subarray(0, used));
       for (const raw of records) {
@@ -136,21 +143,23 @@ export function scanSegment(
         decode(raw.bytes, raw.start, raw.end, chunkUtf8, rel, onRecord, onIssue);
         complete = raw.end;
       }
-      const rest = data.subarray(used);
-      if (rest.length > MAX_RECORD_BYTES + 8 && !skipping) {
+      let restLen = data.length - used;
+      if (restLen > MAX_RECORD_BYTES + 8 && !skipping) {
         onIssue({ code: 'ETOOLARGE', message: `record is larger than 1 MiB; skipped to the next record`, file: rel, offset: base + used });
         skipping = true;
       }
       if (skipping) {
-        carry = null;
+        restLen = 0;
         carryStart = pos;
       } else {
-        carry = rest.length > 0 ? Buffer.from(rest) : null;
+        buf.copy(buf, 0, used, used + restLen);
         carryStart = base + used;
       }
+      carryLen = restLen;
+      if (buf.length > chunkSize * 2 && carryLen < chunkSize) buf = Buffer.from(buf.subarray(0, chunkSize * 2));
       if (final) {
-        if (carry && carry.length > 0) {
-          onIssue({ code: 'ETORN', message: `torn last record (${carry.length} bytes without a terminator); skipped`, file: rel, offset: carryStart });
+        if (carryLen > 0) {
+          onIssue({ code: 'ETORN', message: `torn last record (${carryLen} bytes without a terminator); skipped`, file: rel, offset: carryStart });
         }
         return { complete, size: limit };
       }
