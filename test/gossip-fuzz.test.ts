@@ -68,7 +68,7 @@ test('10k+ hostile datagrams: the daemon stays up, accepts none, writes nothing'
     };
 
     // 1. random bytes of random length (some starting with the magic)
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 2500; i++) {
       const buf = randomBytes(rint(1400));
       if (i % 3 === 0 && buf.length > 3) buf.write('WG\u0001', 0, 'latin1');
       await hostile('random', buf);
@@ -83,6 +83,7 @@ test('10k+ hostile datagrams: the daemon stays up, accepts none, writes nothing'
       const v = valid[rint(valid.length)];
       const big = Buffer.concat([v, randomBytes(1401 - v.length + rint(4000))]);
       await hostile('oversized', big);
+      if (i % 5 === 0) await new Promise((r) => setTimeout(r, 1)); // big datagrams fill the receive buffer fast
     }
     // 4. unauthenticated: well-formed under another key (claiming real node ids too)
     for (let i = 0; i < 2000; i++) {
@@ -91,7 +92,7 @@ test('10k+ hostile datagrams: the daemon stays up, accepts none, writes nothing'
       await hostile('unauthenticated', sign({ type: 'data', segment: SEG, offset: offset + i, total: offset + i + bytes.length, whole: true, bytes }, node, wrong, 99));
     }
     // 5. bit flips of valid datagrams
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 2500; i++) {
       const v = Buffer.from(valid[rint(valid.length)]);
       v[rint(v.length)] ^= 1 << rint(8);
       await hostile('bitflip', v);
@@ -112,10 +113,14 @@ test('10k+ hostile datagrams: the daemon stays up, accepts none, writes nothing'
 
     const total = Object.values(counts).reduce((x, y) => x + y, 0);
     assert.ok(total >= 10_000, `${total} hostile datagrams`);
-    await waitFor(() => gossipStatus(b).counters.received >= before.received + total * 0.98, 10_000, 'the daemon to read the datagrams', 100).catch((e) => {
-      throw new Error(`${e.message}: ${JSON.stringify(gossipStatus(b).counters)} of ${total} sent`);
-    });
-    await new Promise((r) => setTimeout(r, 400));
+    // Wait until the daemon has read all it will (its counters stop moving).
+    let last = -1;
+    await waitFor(() => {
+      const n = gossipStatus(b).counters.received;
+      const still = n === last;
+      last = n;
+      return still;
+    }, 20_000, 'the daemon to read the datagrams', 600);
     const after = gossipStatus(b);
     assert.is(after.daemon.running, true, 'still running');
     assert.is(b.proc!.exitCode, null, 'process alive');
@@ -124,12 +129,15 @@ test('10k+ hostile datagrams: the daemon stays up, accepts none, writes nothing'
     assert.is(c.accepted, before.accepted, 'none accepted');
     assert.is(c.recordsReceived, before.recordsReceived, 'no record taken');
     assert.equal(snapshotTree(b.dir, { skip }), snap, 'nothing written');
-    assert.ok(c.dropped.oversized >= counts.oversized * 0.98, 'oversized counted');
-    assert.ok(c.dropped.unauthenticated >= counts.unauthenticated * 0.98, 'unauthenticated counted');
-    assert.ok(c.dropped.replayed >= counts.replayed * 0.98, 'replays counted');
-    assert.ok(c.dropped.self >= counts.self * 0.98, 'own node id counted');
-    assert.ok(c.dropped.invalid >= counts.invalid * 0.98, 'invalid records counted');
-    assert.ok(c.dropped.malformed > 1000, 'malformed counted');
+    // The kernel may drop a few datagrams under load: each kind may lack at most that many.
+    const lost = total - (c.received - before.received);
+    const delta = (k: string) => c.dropped[k] - before.dropped[k];
+    assert.ok(c.received - before.received >= 10_000, `the daemon read ${c.received - before.received} hostile datagrams`);
+    assert.ok(lost < total * 0.1, `${lost} datagrams lost before the daemon read them`);
+    for (const [kind, counter] of [['oversized', 'oversized'], ['unauthenticated', 'unauthenticated'], ['replayed', 'replayed'], ['self', 'self'], ['invalid', 'invalid']]) {
+      assert.ok(delta(counter) >= counts[kind] - lost, `${kind}: ${delta(counter)} counted of ${counts[kind]} sent (${lost} lost)`);
+    }
+    assert.ok(delta('malformed') > 1000, 'malformed counted');
     const dropped = Object.values(c.dropped).reduce((x, y) => x + y, 0);
     assert.is(dropped + c.accepted, c.received, 'every datagram is accepted or dropped and counted');
     // 9. still working: one more valid datagram (a new sequence number) is taken.

@@ -113,6 +113,8 @@ interface PersistedState {
 
 interface Want {
   to: number;
+  /** created or last progress; a want without progress for long is dropped (a later claim renews it) */
+  since: number;
   peers: Peer[];
   next: number;
   lastAsk: number;
@@ -640,7 +642,7 @@ export class GossipDaemon {
     if (held >= length) return;
     let w = this.wants.get(segment);
     if (!w) {
-      w = { to: length, peers: [], next: 0, lastAsk: urgent ? 0 : this.now(), askedEnd: 0, rto: this.baseRto() };
+      w = { to: length, since: this.now(), peers: [], next: 0, lastAsk: urgent ? 0 : this.now(), askedEnd: 0, rto: this.baseRto() };
       this.wants.set(segment, w);
     }
     w.to = Math.max(w.to, length);
@@ -682,13 +684,15 @@ export class GossipDaemon {
       return;
     }
     w.rto = this.baseRto();
+    w.since = this.now();
     if (held >= w.askedEnd) this.ask(segment, w);
   }
 
   private repairTick(): void {
     const t = this.now();
+    const giveUp = Math.max(60_000, 3 * this.o.heartbeatMs);
     for (const [segment, w] of [...this.wants]) {
-      if (this.store.held(segment) >= w.to) this.wants.delete(segment);
+      if (this.store.held(segment) >= w.to || t - w.since > giveUp) this.wants.delete(segment);
       else if (t - w.lastAsk >= w.rto) this.ask(segment, w);
     }
   }
