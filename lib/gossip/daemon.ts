@@ -642,7 +642,8 @@ export class GossipDaemon {
     if (held >= length) return;
     let w = this.wants.get(segment);
     if (!w) {
-      w = { to: length, since: this.now(), peers: [], next: 0, lastAsk: urgent ? 0 : this.now(), askedEnd: 0, rto: this.baseRto() };
+      // Not urgent (the rest of a burst is probably in flight): ask only if it has not come within the timeout.
+      w = { to: length, since: this.now(), peers: [], next: 0, lastAsk: urgent ? 0 : this.now(), askedEnd: urgent ? 0 : length, rto: this.baseRto() };
       this.wants.set(segment, w);
     }
     w.to = Math.max(w.to, length);
