@@ -1,6 +1,6 @@
 import type { Command, Context, Output } from './_cli.js';
 import { UsageError } from '../lib/errors.js';
-import { crashHook } from './_lease.js';
+import { crashHook, leaseOptions } from './_lease.js';
 import type * as Remote from '../lib/remote/index.js';
 import type { SyncOptions, SyncProgress, SyncResult } from '../lib/remote/sync.js';
 
@@ -42,7 +42,7 @@ export const remote: Command<{ action: string; name?: string; url?: string; endp
 // Shared by push, pull and clone.
 
 /** The options every sync command passes to lib: clock, crash points, progress, AWS settings. */
-export function syncHooks(ctx: Context): Pick<SyncOptions, 'clock' | 'crashPoint' | 'onProgress' | 'storeOptions'> & { done(): void } {
+export function syncHooks(ctx: Context): Pick<SyncOptions, 'clock' | 'crashPoint' | 'onProgress' | 'storeOptions' | 'lockStaleMs'> & { done(): void } {
   // The pinned AWS SDK warns on stderr about future Node versions; walnut's
   // stderr is for walnut's own messages.
   if (ctx.env === process.env) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -52,6 +52,7 @@ export function syncHooks(ctx: Context): Pick<SyncOptions, 'clock' | 'crashPoint
     crashPoint: crashHook(ctx),
     onProgress: bar.update,
     storeOptions: { defaultRegion: ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION },
+    lockStaleMs: leaseOptions(ctx, '0').stale,
     done: bar.done,
   };
 }

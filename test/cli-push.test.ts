@@ -133,7 +133,7 @@ test('killed right after an upload: the remote holds whole segments, a rerun com
   const files = fs.readdirSync(path.join(remote, 'wal', 'pi-01')).filter((f) => f.endsWith('.usv'));
   assert.equal(files, ['20261121_pi-01.usv'], 'the first segment is there, whole');
   assert.equal(fs.readFileSync(path.join(remote, 'wal', 'pi-01', files[0])), fs.readFileSync(path.join(dir, 'wal', files[0])));
-  expect(run(['-C', dir, 'push']), { code: 0, stdout: '', stderr: /^pushed 1 segment \(\d+ B\) to origin\n$/ });
+  expect(run(['-C', dir, 'push'], { env: { WALNUT_LEASE_STALE_MS: '2000' } }), { code: 0, stdout: '', stderr: /^pushed 1 segment \(\d+ B\) to origin\n$/ });
   expect(run(['-C', dir, 'push']), { code: 0, stdout: '', stderr: '' });
 });
 

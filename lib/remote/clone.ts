@@ -37,6 +37,7 @@ export interface CloneOptions {
   clock?: SyncOptions['clock'];
   onProgress?: SyncOptions['onProgress'];
   crashPoint?: SyncOptions['crashPoint'];
+  lockStaleMs?: number;
   /** step 3: bring the data directory to a published version before the journals */
   bootstrap?: (args: { repo: Repo; store: Store; spec: RemoteSpec }) => Promise<void>;
 }
@@ -70,7 +71,7 @@ export async function clone(options: CloneOptions): Promise<{ repo: Repo; result
         await store.close();
       }
     }
-    const result = await pull({ repo, remote: 'origin', storeOptions: options.storeOptions, clock: options.clock, onProgress: options.onProgress, crashPoint: options.crashPoint });
+    const result = await pull({ repo, remote: 'origin', storeOptions: options.storeOptions, clock: options.clock, onProgress: options.onProgress, crashPoint: options.crashPoint, lockStaleMs: options.lockStaleMs });
     return { repo, result };
   } catch (err) {
     if (created) fs.rmSync(dir, { recursive: true, force: true });

@@ -9,11 +9,9 @@
  *   lease is expired when the store's clock is past its last write plus its
  *   time to live, so the machines' own clocks (Pis boot in 1970) do not
  *   matter. See formats/remote.md.
- * - The local sync lock (`.walnut/locks/sync`) keeps two push/pull runs in
- *   one data directory apart (cron jobs overlap); proper-lockfile.
+ * - The local sync lease (`.walnut/locks/sync`, lib/lease.ts) keeps two
+ *   push/pull runs in one data directory apart (cron jobs overlap).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LockHeldError, WalnutError } from '../errors.js';
 import type { Repo } from '../repo.js';
@@ -152,37 +150,18 @@ export async function withRemoteLease<T>(store: Store, { name, owner, ttlMs = 30
 }
 
 /**
- * Run `fn` holding this data directory's sync lock (`.walnut/locks/sync`),
- * waiting up to `waitMs` for another push or pull to finish.
+ * Run `fn` holding this data directory's sync lease (`.walnut/locks/sync`,
+ * lib/lease.ts), waiting up to `waitMs` for another push or pull to finish.
+ * A crashed holder's lease is taken over after `staleMs`.
  *
  * @throws LockHeldError after `waitMs`
  * @example await withSyncLock(repo, { waitMs: 30_000 }, async () => pull(...))
  */
-export async function withSyncLock<T>(repo: Repo, { waitMs = 30_000 }: { waitMs?: number }, fn: () => Promise<T>): Promise<T> {
-  const { default: lockfile } = await import('proper-lockfile');
-  const dir = path.join(repo.dir, 'locks');
-  fs.mkdirSync(dir, { recursive: true });
-  const target = path.join(dir, 'sync');
-  const deadline = Date.now() + waitMs;
-  let release: (() => Promise<void>) | undefined;
-  let compromised: Error | undefined;
-  for (;;) {
-    try {
-      release = await lockfile.lock(target, { realpath: false, stale: 20_000, update: 5_000, onCompromised: (err) => (compromised = err) });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      if (Date.now() >= deadline) {
-        throw new LockHeldError(`another walnut push or pull is running in '${repo.root}' (${path.relative(repo.root, target)}.lock)`, { lock: `${target}.lock` }, ['wait for it to finish; a crashed one is taken over after 20 s']);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  try {
+export async function withSyncLock<T>(repo: Repo, { waitMs = 30_000, staleMs }: { waitMs?: number; staleMs?: number }, fn: () => Promise<T>): Promise<T> {
+  const { withLease } = await import('../lease.js');
+  return withLease(repo, 'sync', { wait: waitMs, stale: staleMs }, async (check) => {
     const result = await fn();
-    if (compromised) throw compromised;
+    check();
     return result;
-  } finally {
-    await release().catch(() => {});
-  }
+  });
 }

@@ -103,6 +103,8 @@ export interface SyncOptions {
   clock?: ClockOptions;
   /** how long to wait for another push/pull in this data directory (ms) */
   waitMs?: number;
+  /** a crashed push/pull's sync lease is taken over after this long (ms; default 10 s) */
+  lockStaleMs?: number;
   onProgress?: (p: SyncProgress) => void;
   /** called at named points of the transfer; tests crash the process there */
   crashPoint?: (name: string) => void;
@@ -219,7 +221,7 @@ interface Session {
 async function session(options: SyncOptions, fn: (ctx: Session) => Promise<void>): Promise<SyncResult> {
   const { repo, waitMs = 30_000 } = options;
   const spec = options.spec ?? remoteSpec(repo, options.remote ?? 'origin');
-  return withSyncLock(repo, { waitMs }, async () => {
+  return withSyncLock(repo, { waitMs, staleMs: options.lockStaleMs }, async () => {
     const state = loadRemoteState(repo, spec.name, spec.url);
     const store = await openStore(spec, { ifMatchQuoted: state.conditions?.ifMatchQuoted, ...options.storeOptions });
     const result: SyncResult = {
