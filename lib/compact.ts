@@ -32,7 +32,7 @@ import { recordEdits, fileFields, readFileChange, type BrokenFile } from './reco
 import { allSegments, entityFile } from './view.js';
 import { blobId } from './hash.js';
 import { restoreGitBases } from './hooks.js';
-import { fsyncDir, writeFileAtomic, readFileOrUndefined, TEMP_SUFFIX } from './fsutil.js';
+import { fsyncDir, readFileOrUndefined, TEMP_SUFFIX } from './fsutil.js';
 import type { Repo } from './repo.js';
 
 /** Named points where a test can make compaction die (see `crashPoint`). */
@@ -199,7 +199,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
     spans.push({ file: seg.file, rel: seg.rel, start, end: seg.size });
     pendingBytes += seg.size - start;
   }
-  const deferred = readDeferred(repo);
+  const deferred = readDeferred(cp);
   if (pendingBytes === 0 && rec.records.length === 0 && rec.adopted.length === 0 && deferred.size === 0 && Object.keys(cp.segments).length === spans.length) {
     result.idle = true;
     result.generation = cp.generation;
@@ -276,11 +276,10 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   }
   if (dryRun) return result;
 
-  // 4. commit
-  writeDeferred(repo, stillDeferred);
+  // 4. commit: checkpoint and deferred records in one atomic write
   crashPoint('compact:before-checkpoint');
   check();
-  const next: Checkpoint = { version: 1, generation, high: high || undefined, segments: {} };
+  const next: Checkpoint = { version: 1, generation, high: high || undefined, segments: {}, deferred: packDeferred(stillDeferred) };
   for (const span of spans) {
     const offset = complete.get(span.rel) ?? span.start;
     next.segments[span.rel] = { offset, tail: tailHash(span.file, offset) };
@@ -449,7 +448,8 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       else result.updated++;
     }
     if (!dryRun) {
-      const blob = newText !== undefined ? blobId(newText) : entry?.blob ?? (text !== undefined ? blobId(text) : '');
+      // the blob of what is on disk (an interrupted run may have written it already)
+      const blob = newText !== undefined ? blobId(newText) : text !== undefined ? blobId(text) : '';
       index.set(target, { blob, size: entry?.size ?? 0, mtimeMs: entry?.mtimeMs ?? 0, stamps, generation });
     }
   }
@@ -507,53 +507,16 @@ async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIn
   if (jobs.length > 0) onProgress?.({ phase: 'write', done, total: jobs.length });
 }
 
-function readDeferred(repo: Repo): Winners {
-  const text = readFileOrUndefined(path.join(repo.dir, 'deferred'));
+/** Records held back for entity files that could not be read (kept in the checkpoint). */
+function readDeferred(cp: Checkpoint): Winners {
   const out: Winners = new Map();
-  if (!text) return out;
-  const obj = JSON.parse(text) as Record<string, Record<string, string>>;
-  for (const [target, fields] of Object.entries(obj)) out.set(target, new Map(Object.entries(fields)));
+  for (const [target, fields] of Object.entries(cp.deferred ?? {})) out.set(target, new Map(Object.entries(fields)));
   return out;
 }
 
-function writeDeferred(repo: Repo, deferred: Winners): void {
-  const file = path.join(repo.dir, 'deferred');
-  if (deferred.size === 0) {
-    fs.rmSync(file, { force: true });
-    return;
-  }
+function packDeferred(deferred: Winners): Record<string, Record<string, string>> | undefined {
+  if (deferred.size === 0) return undefined;
   const obj: Record<string, Record<string, string>> = {};
   for (const [target, fields] of deferred) obj[target] = Object.fromEntries(fields);
-  writeFileAtomic(file, JSON.stringify(obj));
-}
-
-export interface RecordOptions {
-  repo: Repo;
-  clock?: ClockOptions;
-  wait?: number;
-  stale?: number;
-  dryRun?: boolean;
-}
-
-/**
- * `walnut record`: turn hand edits into journal records now (compaction does
- * this first too). Holds the compaction lease; commits a new generation.
- *
- * @returns records written, edited, adopted and broken files
- * @throws LockHeldError when a compaction holds the lease past `wait`
- * @example const { edited } = await record({ repo })
- */
-export async function record({ repo, clock: clockOptions, wait = 0, stale, dryRun = false }: RecordOptions) {
-  return withLease(repo, 'compact', { wait, stale }, () => {
-    const cp = readCheckpoint(repo);
-    const generation = cp.generation + 1;
-    const index = EntityIndex.load(repo, cp.generation);
-    const clock = Clock.load(repo, clockOptions);
-    const result = recordEdits({ repo, index, clock, generation, dryRun });
-    if (!dryRun && index.pending > 0) {
-      index.save();
-      writeCheckpoint(repo, { ...cp, generation });
-    }
-    return result;
-  });
+  return obj;
 }

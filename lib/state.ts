@@ -37,6 +37,8 @@ export interface Checkpoint {
   /** stamp of the greatest record compacted so far */
   high?: string;
   segments: Record<string, SegmentMark>;
+  /** winning records held back for entity files that could not be read: target → field → `<stamp>\x1f<value>` */
+  deferred?: Record<string, Record<string, string>>;
 }
 
 /** Read `.walnut/checkpoint` (an empty checkpoint when there is none). */
