@@ -398,7 +398,7 @@ function localHash(ctx: Session, seg: { name: string; file: string }, length: nu
 
 /** Push one segment; 'conflict' when the remote copy changed under us. */
 async function pushSegment(ctx: Session, seg: SegmentInfo, r: RemoteSegment | undefined): Promise<'done' | 'conflict'> {
-  const { store, result } = ctx;
+  const { store } = ctx;
   const length = seg.size;
   const before = store.stats.bytesSent;
   if (!r) {
