@@ -520,3 +520,35 @@ function packDeferred(deferred: Winners): Record<string, Record<string, string>>
   for (const [target, fields] of deferred) obj[target] = Object.fromEntries(fields);
   return obj;
 }
+
+
+export interface RecordOptions {
+  repo: Repo;
+  clock?: ClockOptions;
+  wait?: number;
+  stale?: number;
+  dryRun?: boolean;
+}
+
+/**
+ * `walnut record`: turn hand edits into journal records now (compaction does
+ * this first too). Holds the compaction lease; commits a new generation.
+ *
+ * @returns records written, edited, adopted and broken files
+ * @throws LockHeldError when a compaction holds the lease past `wait`
+ * @example const { edited } = await record({ repo })
+ */
+export async function record({ repo, clock: clockOptions, wait = 0, stale, dryRun = false }: RecordOptions) {
+  return withLease(repo, 'compact', { wait, stale }, () => {
+    const cp = readCheckpoint(repo);
+    const generation = cp.generation + 1;
+    const index = EntityIndex.load(repo, cp.generation);
+    const clock = Clock.load(repo, clockOptions);
+    const result = recordEdits({ repo, index, clock, generation, dryRun });
+    if (!dryRun && index.pending > 0) {
+      index.save();
+      writeCheckpoint(repo, { ...cp, generation });
+    }
+    return result;
+  });
+}
