@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { SourceMap } from 'node:module';
 import { ROOT, walnutEnv } from './walnut.mjs';
 
 /**
@@ -35,7 +36,30 @@ export function profileWalnut(args, { cwd, stdin, top = 12, bundle = false, inte
   return summarizeProfile(profile, { top });
 }
 
-/** Self time per function and per file of a V8 .cpuprofile. */
+const sourceMaps = new Map();
+/** The original source of a position in a bundled file, through its .map (or undefined). */
+function originalSource(file, line, column) {
+  if (!sourceMaps.has(file)) {
+    let map;
+    try {
+      map = new SourceMap(JSON.parse(fs.readFileSync(file + '.map', 'utf8')));
+    } catch {
+      map = undefined;
+    }
+    sourceMaps.set(file, map);
+  }
+  const entry = sourceMaps.get(file)?.findEntry(line, column);
+  if (!entry?.originalSource) return undefined;
+  const src = entry.originalSource.replace(/^file:\/\//, '');
+  const nm = src.lastIndexOf('node_modules/');
+  return nm >= 0 ? src.slice(nm) : path.relative(ROOT, path.resolve(path.dirname(file), src));
+}
+
+/**
+ * Self time per function and per file of a V8 .cpuprofile. Positions in a
+ * bundle with a source map (dist/bundle/*.mjs.map) are attributed to their
+ * original source file (cmd/set.ts, node_modules/yargs/…).
+ */
 export function summarizeProfile(profile, { top = 12 } = {}) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
@@ -45,7 +69,9 @@ export function summarizeProfile(profile, { top = 12 } = {}) {
   let total = 0;
   for (const [id, us] of self) {
     const { callFrame: cf } = byId.get(id);
-    const rel = cf.url ? cf.url.replace(/^file:\/\//, '').replace(ROOT, '') : '';
+    const abs = cf.url ? cf.url.replace(/^file:\/\//, '') : '';
+    const mapped = abs.endsWith('.mjs') && abs.includes('/dist/bundle/') ? originalSource(abs, cf.lineNumber, cf.columnNumber) : undefined;
+    const rel = mapped ?? (abs ? abs.replace(ROOT, '') : '');
     const name = cf.functionName || (rel ? '(anonymous)' : cf.functionName || '(native)');
     const where = rel ? `${rel}:${cf.lineNumber + 1}` : '';
     const label = name === '' ? '(program)' : name;
