@@ -216,19 +216,7 @@ export class EntityIndex {
     // unfinished generation must roll back to (see `tidy`).
     const fd = fs.openSync(this.file, 'a');
     try {
-      let chunk: string[] = fs.fstatSync(fd).size === 0 ? [HEADER] : [];
-      let bytes = 0;
-      for (const line of this.dirty.values()) {
-        chunk.push(line + '\n');
-        bytes += line.length;
-        if (bytes > 1 << 20) {
-          fs.writeSync(fd, chunk.join(''));
-          chunk = [];
-          bytes = 0;
-        }
-      }
-      fs.writeSync(fd, chunk.join(''));
-      fs.fsyncSync(fd);
+      writeLines(fd, this.dirty.values(), fs.fstatSync(fd).size === 0);
     } finally {
       fs.closeSync(fd);
     }
@@ -249,19 +237,7 @@ export class EntityIndex {
     const tmp = this.file + '.' + process.pid + '.walnut-tmp';
     const fd = fs.openSync(tmp, 'w');
     try {
-      let chunk: string[] = [HEADER];
-      let bytes = 0;
-      for (const line of this.lines.values()) {
-        chunk.push(line + '\n');
-        bytes += line.length;
-        if (bytes > 1 << 20) {
-          fs.writeSync(fd, chunk.join(''));
-          chunk = [];
-          bytes = 0;
-        }
-      }
-      fs.writeSync(fd, chunk.join(''));
-      fs.fsyncSync(fd);
+      writeLines(fd, this.lines.values(), true);
     } finally {
       fs.closeSync(fd);
     }
@@ -269,4 +245,21 @@ export class EntityIndex {
     fsyncDir(path.dirname(this.file));
     this.lineCount = this.lines.size;
   }
+}
+
+/** Write index lines in pieces of about 1 MiB (the index can be tens of MB), then fsync. */
+function writeLines(fd: number, lines: Iterable<string>, header: boolean): void {
+  let chunk: string[] = header ? [HEADER] : [];
+  let bytes = 0;
+  for (const line of lines) {
+    chunk.push(line + '\n');
+    bytes += line.length;
+    if (bytes > 1 << 20) {
+      fs.writeSync(fd, chunk.join(''));
+      chunk = [];
+      bytes = 0;
+    }
+  }
+  fs.writeSync(fd, chunk.join(''));
+  fs.fsyncSync(fd);
 }
