@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Command } from './_cli.js';
 import { writeChanges, writeBatch } from '../lib/write.js';
 import { UsageError, FormatError } from '../lib/errors.js';
@@ -18,7 +19,8 @@ export const set: Command<{ target?: string; field?: string; value?: string; jso
   async handler(ctx, argv) {
     if (argv.batch) {
       if (argv.target !== undefined) throw new UsageError('--batch reads records from stdin and takes no target, field or value');
-      const { written, refused } = await writeBatch({ repo: ctx.repo, input: process.stdin, clock: ctx.clock, onIssue: (i) => ctx.out.warn(`stdin line ${i.line}: ${i.message}; line skipped`, { line: i.line }) });
+      const input = fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20, autoClose: false });
+      const { written, refused } = await writeBatch({ repo: ctx.repo, input, clock: ctx.clock, onIssue: (i) => ctx.out.warn(`stdin line ${i.line}: ${i.message}; line skipped`, { line: i.line }) });
       if (ctx.out.json) ctx.out.jsonDoc({ written, refused });
       else ctx.out.status(`wrote ${written} record${written === 1 ? '' : 's'}${refused ? `, refused ${refused} line${refused === 1 ? '' : 's'}` : ''}`);
       if (refused > 0) throw new FormatError('EBATCH', `${refused} line${refused === 1 ? '' : 's'} of batch input refused (see warnings above)`, { refused, written });

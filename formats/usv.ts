@@ -132,7 +132,7 @@ export function decodeValue(raw: string): unknown {
 export function encodeValue(value: unknown): string {
   const text = JSON.stringify(value);
   if (text === undefined) throw new FormatError('EVALUE', `value has no JSON form`, {});
-  return text.replace(/\u241f/g, '\\u241f').replace(/\u241e/g, '\\u241e');
+  return text.includes('\u241f') || text.includes('\u241e') ? text.replace(/\u241f/g, '\\u241f').replace(/\u241e/g, '\\u241e') : text;
 }
 
 /** The logical counter carried in `causality` (`hlc:<n>`); 0 for other forms. */
@@ -184,7 +184,14 @@ export function checkNodeId(node: string): string {
  * field name for what may appear in a journal and on disk.
  * @throws FormatError `ETARGET`, `EFIELD`
  */
+// Fast path: one regex for the common valid target; the detailed checks below
+// run only to explain a refusal.
+const PART = '[^\\s/\\\\\\x00-\\x1f\\x7f.\\u241e\\u241f\\u2028\\u2029][^\\s/\\\\\\x00-\\x1f\\x7f\\u241e\\u241f\\u2028\\u2029]*';
+const VALID_TARGET = new RegExp(`^(${PART})/(${PART})$`);
+
 export function checkTarget(target: string): { collection: string; slug: string } {
+  const m = target.length <= 130 ? VALID_TARGET.exec(target) : null;
+  if (m) return { collection: m[1], slug: m[2] };
   const parts = target.split('/');
   if (parts.length !== 2) {
     throw new FormatError('ETARGET', `invalid target ${quote(target)}: expected <collection>/<slug>`, { target }, ['e.g. companies/acme-corp']);

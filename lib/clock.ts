@@ -40,6 +40,8 @@ export class Clock {
   private ms = 0;
   private counter = 0;
   private saved = '';
+  private isoMs = -1;
+  private iso = '';
   private readonly now: () => number;
   private readonly maxAheadMs: number;
   /** Records seen that were stamped beyond the bound (reported by the caller). */
@@ -105,7 +107,11 @@ export class Clock {
     } else {
       this.counter++;
     }
-    return { timestamp: new Date(this.ms).toISOString(), causality: encodeCausality(this.counter), ms: this.ms, counter: this.counter };
+    if (this.isoMs !== this.ms) {
+      this.isoMs = this.ms;
+      this.iso = new Date(this.ms).toISOString();
+    }
+    return { timestamp: this.iso, causality: encodeCausality(this.counter), ms: this.ms, counter: this.counter };
   }
 
   /**

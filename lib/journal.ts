@@ -260,7 +260,9 @@ export class SegmentWriter {
     if (bytes > MAX_RECORD_BYTES) {
       throw new FormatError('ETOOLARGE', `record for ${record.target} ${record.field} is ${bytes} bytes, more than the 1 MiB limit`, { target: record.target, field: record.field, bytes }, ['store large content in a file and record its path']);
     }
-    const segment = segmentName(record.node, Date.parse(record.timestamp));
+    // walnut's own timestamps are ISO with a Z: the UTC day is in the text
+    const ts = record.timestamp;
+    const segment = ts.length >= 10 && ts.endsWith('Z') ? `${ts.slice(0, 4)}${ts.slice(5, 7)}${ts.slice(8, 10)}_${record.node}.usv` : segmentName(record.node, Date.parse(ts));
     if (segment !== this.current) {
       this.flush();
       this.open(segment);

@@ -16,12 +16,22 @@ export interface FieldChange {
   value: unknown;
 }
 
+// The last target and field checked: batches repeat them record after record.
+let lastTarget: string | undefined;
+let lastField: string | undefined;
+
 /** Check a change at the public boundary; returns the encoded value unit. */
 export function checkChange(change: FieldChange, where = ''): string {
   if (typeof change.target !== 'string') throw new FormatError('ETARGET', `${where}target must be a string`, {});
   if (typeof change.field !== 'string') throw new FormatError('EFIELD', `${where}field must be a string`, {});
-  checkTarget(change.target);
-  checkField(change.field);
+  if (change.target !== lastTarget) {
+    checkTarget(change.target);
+    lastTarget = change.target;
+  }
+  if (change.field !== lastField) {
+    checkField(change.field);
+    lastField = change.field;
+  }
   const unit = encodeValue(change.value === undefined ? null : change.value);
   if (Buffer.byteLength(unit) > MAX_RECORD_BYTES - 1024) {
     throw new FormatError('ETOOLARGE', `${where}value for ${change.target} ${change.field} is ${Buffer.byteLength(unit)} bytes; a record is at most 1 MiB`, { target: change.target, field: change.field }, [
