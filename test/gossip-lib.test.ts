@@ -143,7 +143,7 @@ test('fallback addresses are used only while no other peer answers', async () =>
   try {
     await run(b, { peers: [pa], heartbeatMs: 60, threshold: 100 });
     await run(c, { heartbeatMs: 60, threshold: 100 });
-    await run(a, { peers: [pb], fallback: [pc], heartbeatMs: 60, threshold: 2, backoffMs: 5000 });
+    await run(a, { peers: [pb], fallback: [pc], heartbeatMs: 100, threshold: 6, backoffMs: 5000 });
     await waitFor(() => circuit(a, pb).lastSeen !== undefined, 2000, 'b to be heard');
     set(a, 'n', 1);
     await waitFor(() => bytesOf(gfile(b, 'node-a')).length > 0, 2000, 'b to get it');
@@ -151,7 +151,7 @@ test('fallback addresses are used only while no other peer answers', async () =>
     assert.not.ok(fs.existsSync(gfile(c, 'node-a')), 'the fallback is not used while b answers');
     await b.daemon!.stop();
     set(a, 'n', 2);
-    await waitFor(() => bytesOf(gfile(c, 'node-a')).length > 0, 3000, 'the fallback to be used once b is silent');
+    await waitFor(() => bytesOf(gfile(c, 'node-a')).length > 0, 5000, 'the fallback to be used once b is silent');
     assert.equal(a.daemon!.status().peers.map((p) => p.how), ['static', 'fallback']);
   } finally {
     await stopAll(a, b, c);
