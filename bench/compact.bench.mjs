@@ -122,7 +122,7 @@ async function full() {
 
   const worst = Math.max(create.run.wallMs / floorA.wall, update.run.wallMs / floorB.wall);
   if (worst > 1.3 && !process.env.WALNUT_BENCH_NO_PROFILE) {
-    log('full: over the goal of 1.3× the floor; profiling a create-path compaction of a fresh copy (unbundled dist/cmd/main.js, no heap cap)');
+    log('full: over the goal of 1.3× the floor; profiling a create-path compaction of a fresh copy (unbundled dist/cmd/_main.js, no heap cap)');
     const pdir = initDataDir(path.join(tmp.dir, 'big-prof'), { node: 'hub' });
     generateJournals({ dir: pdir, records: RECORDS, entities: ENTITIES, nodes: 5, seed: 1 });
     syncDisk();
@@ -254,7 +254,7 @@ async function incremental() {
     details: { bigMedianMs: round(s.big.wall.median), smallMedianMs: round(s.small.wall.median), cpuGrowth: cpuGrowth && round(cpuGrowth, 2) },
   });
   if ((s.big.wall.median > 1500 || growth > 1.25) && !process.env.WALNUT_BENCH_NO_PROFILE) {
-    log('incremental: goal missed; profiling one incremental compaction of the big directory (unbundled dist/cmd/main.js)');
+    log('incremental: goal missed; profiling one incremental compaction of the big directory (unbundled dist/cmd/_main.js)');
     const input = path.join(tmp.dir, 'inc-prof.ndjson');
     writeBatch(input, batchRecords, big.entities, 99);
     walnutSync(['set', '--batch'], { cwd: big.dir, input: fs.readFileSync(input) });
@@ -388,7 +388,7 @@ async function naive() {
     details: { naiveMs: round(nrun.wallMs), walnutMedianMs: round(w.median), naiveCpuMs: nrun.cpuMs, walnutCpuMedianMs: wcpu, cpuRatio: cpuRatio && round(cpuRatio, 1), entitiesCompared: check.total, entitiesEqual: check.equal, firstDifference: check.first },
   });
   if (ratio < 50 && !process.env.WALNUT_BENCH_NO_PROFILE) {
-    log('naive: under the goal of 50×; profiling `walnut compact` on a fresh copy (unbundled dist/cmd/main.js)');
+    log('naive: under the goal of 50×; profiling `walnut compact` on a fresh copy (unbundled dist/cmd/_main.js)');
     const pdir = initDataDir(path.join(tmp.dir, 'naive-prof'), { node: 'hub' });
     fs.cpSync(path.join(data, 'wal'), path.join(pdir, 'wal'), { recursive: true });
     syncDisk();

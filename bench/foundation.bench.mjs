@@ -115,7 +115,7 @@ async function batch() {
   const perCpu = m.cpu ? gen.lines / (m.cpu.median / 1000) : undefined;
   const details = { records: gen.lines, inputBytes: gen.bytes, journalBytes, wallMs: m.runs.map((x) => round(x.wallMs)), cpuMs: m.runs.map((x) => x.cpuMs), bestRecordsPerS: Math.round(best), ...(perCpu ? { recordsPerCpuSecond: Math.round(perCpu) } : {}), rssMethod: m.rssMethod, command: 'walnut set --batch --json < batch.ndjson (fsync every MiB and at the end)' };
   if (rate < goal) {
-    log(`batch: ${fmt(rate)} records/s misses the goal of ${fmt(goal)}; profiling one run (unbundled dist/cmd/main.js)`);
+    log(`batch: ${fmt(rate)} records/s misses the goal of ${fmt(goal)}; profiling one run (unbundled dist/cmd/_main.js)`);
     const dir = initDataDir(path.join(tmp.dir, 'batch-prof'));
     details.profile = profileWalnut(['set', '--batch'], { cwd: dir, stdin: input });
     for (const line of profileLines(details.profile)) log(line);

@@ -13,7 +13,7 @@ const out = path.join(root, 'dist', 'bundle');
 const tmp = path.join(root, 'dist', `bundle.tmp-${process.pid}`);
 fs.rmSync(tmp, { recursive: true, force: true });
 await build({
-  entryPoints: { walnut: path.join(root, 'cmd/main.ts') },
+  entryPoints: { walnut: path.join(root, 'cmd/_main.ts') },
   bundle: true,
   splitting: true,
   format: 'esm',

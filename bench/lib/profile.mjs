@@ -1,5 +1,5 @@
 // Where the time goes: run a walnut command under `node --cpu-prof` (by
-// default the unbundled dist/cmd/main.js, so function names and files are
+// default the unbundled dist/cmd/_main.js, so function names and files are
 // readable; the bundle for start-up, which bundling changes) and
 // sum the self time per function and per file from the .cpuprofile.
 import fs from 'node:fs';
@@ -16,14 +16,14 @@ import { ROOT, walnutEnv } from './walnut.mjs';
  * @param options.cwd - the data directory
  * @param options.stdin - a file fed on stdin
  * @param options.top - how many functions to keep
- * @param options.bundle - profile the bundle that users run (bin/walnut.js; start-up) instead of dist/cmd/main.js
+ * @param options.bundle - profile the bundle that users run (bin/walnut.js; start-up) instead of dist/cmd/_main.js
  * @param options.intervalUs - sampling interval
  * @returns { totalMs, functions: [{ name, where, selfMs, percent }], files: [{ file, selfMs, percent }] }
  */
 export function profileWalnut(args, { cwd, stdin, top = 12, bundle = false, intervalUs = 1000 } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnut-prof-'));
   const inFd = stdin ? fs.openSync(stdin, 'r') : 'ignore';
-  const entry = path.join(ROOT, bundle ? 'bin/walnut.js' : 'dist/cmd/main.js');
+  const entry = path.join(ROOT, bundle ? 'bin/walnut.js' : 'dist/cmd/_main.js');
   const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', String(intervalUs), entry, ...args], { cwd, env: walnutEnv(), stdio: [inFd, 'ignore', 'pipe'], encoding: 'utf8' });
   if (typeof inFd === 'number') fs.closeSync(inFd);
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
