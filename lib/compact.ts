@@ -46,6 +46,9 @@ export const CRASH_POINTS = [
   'compact:after-checkpoint',
 ] as const;
 
+/** Entities applied, then written, at a time within a pass. */
+const CHUNK_TARGETS = 5000;
+
 /** Default memory budget: pending journal bytes merged in one pass. */
 export const DEFAULT_PASS_BYTES = 32 * 1024 * 1024;
 
@@ -251,26 +254,29 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
     if (pass === 0) crashPoint('compact:after-scan');
     check();
     const targets = [...winners.keys()].sort();
-    for (const target of targets) {
-      const fields = winners.get(target)!;
-      const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
-      if (job && job.text === undefined && !dryRun) {
-        trash.push(job);
-        continue;
+    // In chunks of targets: the pending index lines, file texts and parsed
+    // entities of one chunk at a time stay in memory, however many entities change.
+    for (let from = 0; from < targets.length; from += CHUNK_TARGETS) {
+      for (const target of targets.slice(from, from + CHUNK_TARGETS)) {
+        const fields = winners.get(target)!;
+        winners.delete(target);
+        const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
+        if (job && job.text === undefined && !dryRun) trash.push(job);
+        else if (job) writes.push(job);
       }
-      if (job) writes.push(job);
-    }
-    if (!dryRun) {
-      // Intent first: the new blobs are in the index before any file is
-      // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
-      index.save();
-      crashPoint('compact:after-index');
-      for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
+      if (!dryRun) {
+        // Intent first: the new blobs are in the index before any file is
+        // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
+        index.save();
+        crashPoint('compact:after-index');
+        for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
+        await writeFiles(writes, concurrency, index, generation, crashPoint, onProgress);
+        crashPoint('compact:after-writes');
+        check();
+        index.save(); // sizes and mtimes of the written files (the stat shortcut)
+      }
       trash.length = 0;
-      await writeFiles(writes, concurrency, index, generation, crashPoint, onProgress);
-      crashPoint('compact:after-writes');
-      check();
-      index.save(); // sizes and mtimes of the written files (the stat shortcut)
+      writes.length = 0;
     }
     writes.length = 0;
   }

@@ -142,31 +142,64 @@ export class EntityIndex {
    */
   static load(repo: Repo, generation: number): EntityIndex {
     const index = new EntityIndex(path.join(repo.dir, 'index'));
-    const text = readFileOrUndefined(index.file) ?? '';
-    let pos = text.startsWith(HEADER) ? HEADER.length : 0;
-    while (pos < text.length) {
-      const nl = text.indexOf('\n', pos);
-      if (nl === -1) break; // torn last line: never fsynced, ignore
-      const line = text.slice(pos, nl);
-      pos = nl + 1;
-      const tab = line.indexOf('\t');
-      if (tab <= 0) continue;
-      const target = line.slice(0, tab);
-      const genEnd = line.indexOf('\t', tab + 1);
-      const gen = Number(line.slice(tab + 1, genEnd));
-      index.lineCount++;
-      if (gen > generation) {
-        const parsed = parseLine(line);
-        if (parsed) {
-          const blobs = index.rolledBack.get(target) ?? new Set<string>();
-          blobs.add(parsed.entry.blob);
-          index.rolledBack.set(target, blobs);
+    // Read in chunks, one independent string per line: a substring of one big
+    // string would keep the whole log (up to twice the live size) in memory.
+    let fd: number;
+    try {
+      fd = fs.openSync(index.file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return index;
+      throw err;
+    }
+    try {
+      let buf = Buffer.allocUnsafe(1 << 20);
+      let have = 0;
+      let first = true;
+      for (;;) {
+        if (have === buf.length) {
+          const bigger = Buffer.allocUnsafe(buf.length * 2);
+          buf.copy(bigger, 0, 0, have);
+          buf = bigger;
         }
-        continue;
+        const n = fs.readSync(fd, buf, have, buf.length - have, null);
+        have += n;
+        let pos = 0;
+        for (let nl = buf.indexOf(0x0a, pos); nl !== -1 && nl < have; nl = buf.indexOf(0x0a, pos)) {
+          const line = buf.toString('utf8', pos, nl);
+          pos = nl + 1;
+          if (first) {
+            first = false;
+            if (line + '\n' === HEADER) continue;
+          }
+          index.addLine(line, generation);
+        }
+        buf.copy(buf, 0, pos, have);
+        have -= pos;
+        if (n === 0) break; // a torn last line (no newline) was never fsynced: ignored
       }
-      index.lines.set(target, line);
+    } finally {
+      fs.closeSync(fd);
     }
     return index;
+  }
+
+  private addLine(line: string, generation: number): void {
+    const tab = line.indexOf('\t');
+    if (tab <= 0) return;
+    const target = line.slice(0, tab);
+    const genEnd = line.indexOf('\t', tab + 1);
+    const gen = Number(line.slice(tab + 1, genEnd));
+    this.lineCount++;
+    if (gen > generation) {
+      const parsed = parseLine(line);
+      if (parsed) {
+        const blobs = this.rolledBack.get(target) ?? new Set<string>();
+        blobs.add(parsed.entry.blob);
+        this.rolledBack.set(target, blobs);
+      }
+      return;
+    }
+    this.lines.set(target, line);
   }
 
   get size(): number {
