@@ -63,6 +63,11 @@ export class Output {
     this.warn(`'${i.file}' at byte ${i.offset}: ${i.message}`, { code: i.code, file: i.file, offset: i.offset });
   }
 
+  /** Warn about an entity file that could not be read and was left untouched. */
+  broken(b: { file: string; line?: number; message: string }): void {
+    this.warn(`'${b.file}'${b.line ? ` line ${b.line}` : ''}: ${b.message}; left untouched`, { code: 'EBROKEN', file: b.file, line: b.line });
+  }
+
   get warnings(): number {
     return this.warned;
   }

@@ -27,7 +27,7 @@ export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: strin
     });
     if (progress) process.stderr.write('\r\x1b[K');
     for (const i of result.issues) out.issue(i);
-    for (const b of result.broken) out.warn(`'${b.file}'${b.line ? ` line ${b.line}` : ''}: ${b.message}; left untouched`, { code: 'EBROKEN', file: b.file, line: b.line });
+    for (const b of result.broken) out.broken(b);
     for (const a of result.ahead) out.warn(`${a.records} record${a.records === 1 ? '' : 's'} of node '${a.node}' stamped up to ${a.timestamp}, ${Math.round(a.aheadMs / 60000)} min ahead of this machine's clock; merged, the clock moved only to the bound`, { code: 'EAHEAD', ...a });
     if (out.json) {
       out.jsonDoc({ ...result, issues: result.issues.length, ahead: result.ahead.length });

@@ -2,7 +2,7 @@ import type { Command } from './_cli.js';
 import type * as Sync from '../lib/remote/sync.js';
 import type * as Compact from '../lib/compact.js';
 import { leaseOptions } from './_lease.js';
-import { syncHooks, syncJson, segmentsText, warnAhead } from './remote.js';
+import { runSync, syncJson, segmentsText, warnAhead } from './remote.js';
 
 export const pull: Command<{ remote?: string; compact?: boolean; wait?: string }> = {
   command: 'pull [remote]',
@@ -16,20 +16,14 @@ export const pull: Command<{ remote?: string; compact?: boolean; wait?: string }
   async handler(ctx, argv) {
     const { pull: run, divergenceError }: typeof Sync = await import('../lib/remote/sync.js');
     const { out } = ctx;
-    const hooks = syncHooks(ctx);
-    let result: Sync.SyncResult;
-    try {
-      result = await run({ repo: ctx.repo, remote: argv.remote ?? 'origin', ...hooks });
-    } finally {
-      hooks.done();
-    }
+    const { result, crashPoint } = await runSync(ctx, run, argv.remote);
     warnAhead(out, result);
     let compacted: Compact.CompactResult | undefined;
     if (argv.compact !== false) {
       const { compact }: typeof Compact = await import('../lib/compact.js');
-      compacted = await compact({ repo: ctx.repo, clock: ctx.clock, ...leaseOptions(ctx, argv.wait), crashPoint: hooks.crashPoint });
+      compacted = await compact({ repo: ctx.repo, clock: ctx.clock, ...leaseOptions(ctx, argv.wait), crashPoint });
       for (const i of compacted.issues) out.issue(i);
-      for (const b of compacted.broken) out.warn(`'${b.file}'${b.line ? ` line ${b.line}` : ''}: ${b.message}; left untouched`, { code: 'EBROKEN', file: b.file, line: b.line });
+      for (const b of compacted.broken) out.broken(b);
     }
     if (out.json) {
       const c = compacted && { generation: compacted.generation, records: compacted.records, created: compacted.created, updated: compacted.updated, deleted: compacted.deleted, idle: compacted.idle };

@@ -1,6 +1,6 @@
 import type { Command } from './_cli.js';
 import type * as Sync from '../lib/remote/sync.js';
-import { syncHooks, syncJson, segmentsText } from './remote.js';
+import { runSync, syncJson, segmentsText } from './remote.js';
 
 export const push: Command<{ remote?: string }> = {
   command: 'push [remote]',
@@ -10,13 +10,7 @@ export const push: Command<{ remote?: string }> = {
   async handler(ctx, argv) {
     const { push: run, divergenceError }: typeof Sync = await import('../lib/remote/sync.js');
     const { out } = ctx;
-    const hooks = syncHooks(ctx);
-    let result: Sync.SyncResult;
-    try {
-      result = await run({ repo: ctx.repo, remote: argv.remote ?? 'origin', ...hooks });
-    } finally {
-      hooks.done();
-    }
+    const { result } = await runSync(ctx, run, argv.remote);
     if (out.json) out.jsonDoc(syncJson(result));
     else if (result.sent.segments > 0) out.status(`pushed ${segmentsText(result.sent)} to ${result.remote}`);
     if (result.divergences.length > 0) throw divergenceError(result);

@@ -11,7 +11,7 @@ export const record: Command<{ wait?: string; dryRun?: boolean }> = {
     const { record: run } = await import('../lib/compact.js');
     const out = ctx.out;
     const result = await run({ repo: ctx.repo, clock: ctx.clock, ...leaseOptions(ctx, argv.wait), dryRun: argv.dryRun });
-    for (const b of result.broken) out.warn(`'${b.file}'${b.line ? ` line ${b.line}` : ''}: ${b.message}; left untouched`, { code: 'EBROKEN', file: b.file, line: b.line });
+    for (const b of result.broken) out.broken(b);
     if (out.json) {
       out.jsonDoc({ dryRun: Boolean(argv.dryRun), records: result.records.map((r) => ({ target: r.target, field: r.field, value: JSON.parse(r.value), timestamp: r.timestamp })), edited: result.edited, adopted: result.adopted, broken: result.broken });
       return;

@@ -42,6 +42,16 @@ export const remote: Command<{ action: string; name?: string; url?: string; endp
 // Shared by push, pull and clone.
 
 /** The options every sync command passes to lib: clock, crash points, progress, AWS settings. */
+/** Run push or pull with progress and crash hooks, always closing the progress display. */
+export async function runSync(ctx: Context, run: (o: SyncOptions) => Promise<SyncResult>, remote: string | undefined): Promise<{ result: SyncResult; crashPoint: SyncOptions['crashPoint'] }> {
+  const hooks = syncHooks(ctx);
+  try {
+    return { result: await run({ repo: ctx.repo, remote: remote ?? 'origin', ...hooks }), crashPoint: hooks.crashPoint };
+  } finally {
+    hooks.done();
+  }
+}
+
 export function syncHooks(ctx: Context): Pick<SyncOptions, 'clock' | 'crashPoint' | 'onProgress' | 'storeOptions' | 'lockStaleMs'> & { done(): void } {
   // The pinned AWS SDK warns on stderr about future Node versions; walnut's
   // stderr is for walnut's own messages.
