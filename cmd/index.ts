@@ -21,9 +21,13 @@ import { pull } from './pull.js';
 import { clone } from './clone.js';
 import { gossip } from './gossip.js';
 import { watch } from './watch.js';
+import { version } from './version.js';
+import { activate } from './activate.js';
+import { active } from './active.js';
+import { checkout } from './checkout.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, fsck, remote, push, pull, clone, gossip, watch];
+export const commands: Array<Command<any>> = [init, set, unset, show, log, status, config, compact, record, hooks, fsck, remote, push, pull, clone, gossip, watch, version, activate, active, checkout];
 
 /** The command's name: the first word of its yargs command string. */
 export function commandName(c: Command<unknown>): string {

@@ -258,6 +258,29 @@ export class DirStore implements Store {
     return tag;
   }
 
+  async listKeys(prefix: string): Promise<string[]> {
+    this.stats.requests++;
+    const out: string[] = [];
+    const walk = (rel: string) => {
+      let names: fs.Dirent[];
+      try {
+        names = fs.readdirSync(this.file(rel), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const d of names) {
+        if (d.name.endsWith(TEMP_SUFFIX) || d.name.startsWith('.')) continue;
+        const key = rel ? `${rel}/${d.name}` : d.name;
+        if (d.isDirectory()) walk(key);
+        else out.push(key);
+      }
+    };
+    const dir = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix.slice(0, prefix.lastIndexOf('/') + 1).replace(/\/$/, '');
+    walk(dir);
+    return out.filter((k) => k.startsWith(prefix)).sort();
+  }
+
   async deleteObject(key: string): Promise<void> {
     this.stats.requests++;
     fs.rmSync(this.file(key), { force: true });

@@ -232,6 +232,8 @@ export interface Store {
   putObject(key: string, body: Buffer, condition?: WriteCondition): Promise<string | undefined>;
   /** Delete an object (no error when missing). */
   deleteObject(key: string): Promise<void>;
+  /** Keys of the objects under a prefix (`versions/`), relative to the remote's root. */
+  listKeys(prefix: string): Promise<string[]>;
   /** Release connections and locks. */
   close(): Promise<void>;
 }

@@ -438,6 +438,11 @@ export class S3Store implements Store {
     return this.put(this.key(key), body, body.length, condition);
   }
 
+  async listKeys(prefix: string): Promise<string[]> {
+    const base = this.key('');
+    return (await this.listObjects(this.key(prefix))).map((o) => o.key.slice(base.length));
+  }
+
   async deleteObject(key: string): Promise<void> {
     const k = this.key(key);
     try {

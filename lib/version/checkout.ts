@@ -1,0 +1,300 @@
+/**
+ * Zero-downtime checkouts: a version materialised as plain files under
+ * `<dir>/<version-id>/`, and `<dir>/current`, a symbolic link replaced by
+ * rename, pointing at the one readers should use.
+ *
+ *     <dir>/current -> <id>          the link readers follow
+ *     <dir>/<id>/<collection>/<slug>/_index.md
+ *     <dir>/.walnut-checkout         JSON: current, previous, when each tree was switched out
+ *     <dir>/.build-<id>/             a tree being made (removed when a run is killed)
+ *
+ * A tree is complete before it gets its name, and `current` changes by one
+ * rename, so a reader that resolves `current` once sees exactly one whole
+ * version. Trees are never changed while they are `current` or `previous`
+ * (kept for an instant switch back). One older tree is kept as a spare: once
+ * it has been out of use for the grace period it is renamed and turned into
+ * the next version by writing only the entities that differ, so a switch
+ * costs time proportional to the change. Without a spare, the new tree is
+ * made by hard-linking the unchanged files of the current one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { WalnutError } from '../errors.js';
+import { writeFileAtomic, fsyncDir, readFileOrUndefined } from '../fsutil.js';
+import { VersionStore, ENTITY_NAME, OID, type Listing } from './store.js';
+import { diffListings, type EntityDelta } from './diff.js';
+
+export const CHECKOUT_CRASH_POINTS = ['checkout:after-build', 'checkout:after-switch'] as const;
+export const STATE_FILE = '.walnut-checkout';
+export const DEFAULT_GRACE_MS = 10_000;
+
+interface CheckoutState {
+  current?: string;
+  previous?: string;
+  /** tree id → when it stopped being current (ms) */
+  out: Record<string, number>;
+}
+
+export interface CheckoutOptions {
+  store: VersionStore;
+  /** the version to materialise (full id) */
+  id: string;
+  dir: string;
+  /** a tree out of use for this long (ms) may be recycled */
+  grace?: number;
+  /** keep the previous tree (default true) */
+  keepPrevious?: boolean;
+  now?: () => number;
+  crashPoint?: (name: string) => void;
+}
+
+export interface CheckoutResult {
+  id: string;
+  /** the version `current` pointed at before (undefined on the first checkout) */
+  previous?: string;
+  /** false when `current` already pointed at the version */
+  switched: boolean;
+  /** how the tree was made */
+  method: 'existing' | 'recycled' | 'linked' | 'written' | 'none';
+  /** entity files written */
+  written: number;
+  /** entity files hard-linked from the current tree */
+  linked: number;
+  /** entity files removed from a recycled tree */
+  removed: number;
+  /** older trees deleted */
+  pruned: string[];
+}
+
+/**
+ * Materialise a version into `<dir>/<id>/` and point `<dir>/current` at it.
+ * @throws WalnutError `ECHECKOUTDIR` when `dir` is not a checkout folder; `ELOCKED` when another checkout runs there
+ */
+export async function checkout(options: CheckoutOptions): Promise<CheckoutResult> {
+  const dir = path.resolve(options.dir);
+  prepareDir(dir);
+  const { default: lockfile } = await import('proper-lockfile');
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dir, { realpath: false, lockfilePath: path.join(dir, '.walnut-checkout.lock'), stale: 10_000, retries: { retries: 100, minTimeout: 20, maxTimeout: 200 } });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    throw new WalnutError('ELOCKED', `another walnut checkout is writing '${dir}'`, { exit: 'lockHeld', data: { dir }, hints: ['one checkout (or checkout --follow) per folder'] });
+  }
+  try {
+    return materialise(dir, options);
+  } finally {
+    await release();
+  }
+}
+
+/** The version `<dir>/current` points at, if any. */
+export function currentOf(dir: string): string | undefined {
+  try {
+    const target = path.basename(fs.readlinkSync(path.join(dir, 'current')));
+    return OID.test(target) ? target : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function prepareDir(dir: string): void {
+  if (fs.existsSync(dir)) {
+    if (!fs.statSync(dir).isDirectory()) throw notCheckoutDir(dir, 'it is not a folder');
+    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith(STATE_FILE)));
+    if (foreign.length > 0) throw notCheckoutDir(dir, `it holds other files (${foreign.slice(0, 3).join(', ')})`);
+  } else {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+}
+
+function notCheckoutDir(dir: string, why: string): WalnutError {
+  return new WalnutError('ECHECKOUTDIR', `'${dir}' cannot be a checkout folder: ${why}`, {
+    data: { dir },
+    hints: ['give walnut checkout a new or empty folder (it holds <id>/ trees and the current link)'],
+  });
+}
+
+function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
+  const { store, id } = options;
+  const now = options.now ?? Date.now;
+  const grace = options.grace ?? DEFAULT_GRACE_MS;
+  const keepPrevious = options.keepPrevious ?? true;
+  // leftovers of a killed run
+  for (const n of fs.readdirSync(dir)) if (n.startsWith('.build-') || n.startsWith('.current-')) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  const state = readState(dir);
+  const cur = currentOf(dir);
+  if (cur !== state.current) {
+    // the state file was lost or is older than the link: the link is the truth
+    if (state.current && state.current !== cur) state.out[state.current] ??= now();
+    state.current = cur;
+  }
+  const result: CheckoutResult = { id, previous: cur, switched: false, method: 'none', written: 0, linked: 0, removed: 0, pruned: [] };
+  if (cur === id) return result;
+
+  const target = store.listing(id);
+  const final = path.join(dir, id);
+  if (fs.existsSync(final)) {
+    result.method = 'existing';
+  } else {
+    const build = path.join(dir, `.build-${id}`);
+    const spare = pickSpare(dir, state, store, { cur, keepPrevious, grace, now: now() });
+    const written: string[] = [];
+    if (spare) {
+      fs.renameSync(path.join(dir, spare.id), build);
+      applyDeltas(store, build, diffListings(spare.listing, target), written, result);
+      removeEmptyCollections(build, target);
+      result.method = 'recycled';
+    } else {
+      fs.mkdirSync(build);
+      const base = cur ? safeListing(store, cur) : undefined;
+      if (cur && base) {
+        linkTree(store, path.join(dir, cur), build, base, target, written, result);
+        result.method = 'linked';
+      } else {
+        applyDeltas(store, build, diffListings(undefined, target), written, result);
+        result.method = 'written';
+      }
+    }
+    syncWritten(build, written);
+    fs.renameSync(build, final);
+    fsyncDir(dir);
+  }
+  options.crashPoint?.('checkout:after-build');
+
+  const link = path.join(dir, `.current-${process.pid}`);
+  fs.symlinkSync(id, link);
+  fs.renameSync(link, path.join(dir, 'current'));
+  fsyncDir(dir);
+  result.switched = true;
+  options.crashPoint?.('checkout:after-switch');
+
+  if (cur) state.out[cur] = now();
+  delete state.out[id];
+  state.previous = keepPrevious ? cur : undefined;
+  state.current = id;
+  // keep current, previous and the newest spare; delete the rest
+  const trees = fs.readdirSync(dir).filter((n) => OID.test(n) && n !== id && n !== state.previous);
+  trees.sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
+  for (const old of trees.slice(1)) {
+    fs.rmSync(path.join(dir, old), { recursive: true, force: true });
+    delete state.out[old];
+    result.pruned.push(old);
+  }
+  for (const k of Object.keys(state.out)) if (!fs.existsSync(path.join(dir, k))) delete state.out[k];
+  writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
+  return result;
+}
+
+function readState(dir: string): CheckoutState {
+  try {
+    const s = JSON.parse(readFileOrUndefined(path.join(dir, STATE_FILE)) ?? '{}') as Partial<CheckoutState>;
+    return { current: s.current, previous: s.previous, out: s.out ?? {} };
+  } catch {
+    return { out: {} };
+  }
+}
+
+/** A tree out of use for at least the grace period, whose version the store still has. */
+function pickSpare(dir: string, state: CheckoutState, store: VersionStore, { cur, keepPrevious, grace, now }: { cur?: string; keepPrevious: boolean; grace: number; now: number }): { id: string; listing: Listing } | undefined {
+  const candidates = fs
+    .readdirSync(dir)
+    .filter((n) => OID.test(n) && n !== cur && !(keepPrevious && n === state.previous))
+    .filter((n) => now - (state.out[n] ?? now) >= grace)
+    .sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
+  for (const id of candidates) {
+    const listing = safeListing(store, id);
+    if (listing) return { id, listing };
+  }
+  return undefined;
+}
+
+function safeListing(store: VersionStore, id: string): Listing | undefined {
+  try {
+    return store.listing(id);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write, replace or remove the entity files that differ (in place, never changing an existing file's inode). */
+function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult): void {
+  const made = new Set<string>();
+  for (const d of deltas) {
+    const folder = path.join(root, d.collection, d.slug);
+    if (!d.to) {
+      fs.rmSync(path.join(folder, ENTITY_NAME), { force: true });
+      fs.rmSync(folder, { recursive: true, force: true });
+      result.removed++;
+      continue;
+    }
+    if (!made.has(d.collection)) {
+      fs.mkdirSync(path.join(root, d.collection), { recursive: true });
+      made.add(d.collection);
+    }
+    fs.mkdirSync(folder, { recursive: true });
+    writeEntity(store, folder, d.to, written);
+    result.written++;
+  }
+}
+
+function writeEntity(store: VersionStore, folder: string, folderTree: string, written: string[]): void {
+  const blob = store.entityBlob(folderTree);
+  if (!blob) return;
+  const file = path.join(folder, ENTITY_NAME);
+  const tmp = file + '.walnut-tmp';
+  fs.writeFileSync(tmp, store.readBlob(blob), { mode: 0o444 });
+  fs.renameSync(tmp, file);
+  written.push(file);
+}
+
+/** A new tree: unchanged entities hard-linked from the current tree, the others written. */
+function linkTree(store: VersionStore, from: string, root: string, base: Listing, target: Listing, written: string[], result: CheckoutResult): void {
+  for (const [collection, slugs] of target) {
+    const cdir = path.join(root, collection);
+    fs.mkdirSync(cdir);
+    const old = base.get(collection);
+    for (const [slug, e] of slugs) {
+      const folder = path.join(cdir, slug);
+      fs.mkdirSync(folder);
+      if (old?.get(slug)?.tree === e.tree) {
+        try {
+          fs.linkSync(path.join(from, collection, slug, ENTITY_NAME), path.join(folder, ENTITY_NAME));
+          result.linked++;
+          continue;
+        } catch {
+          // no hard links here (or the file is gone): write it
+        }
+      }
+      writeEntity(store, folder, e.tree, written);
+      result.written++;
+    }
+  }
+}
+
+function removeEmptyCollections(root: string, target: Listing): void {
+  for (const n of fs.readdirSync(root)) if (!target.has(n)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+}
+
+/**
+ * Make the written files durable before the tree gets its name: one syncfs
+ * of the file system (`sync -f`) instead of an fsync per file; per-file
+ * fsync where that is not available.
+ */
+function syncWritten(root: string, written: string[]): void {
+  if (written.length === 0) return;
+  if (written.length > 16) {
+    const r = spawnSync('sync', ['-f', root], { stdio: 'ignore' });
+    if (r.status === 0) return;
+  }
+  for (const file of written) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  for (const d of new Set(written.map((f) => path.dirname(f)))) fsyncDir(d);
+}

@@ -1,0 +1,225 @@
+/**
+ * `walnut version create`: compact, then snapshot the entity files and the
+ * checkpoint into the version store as a git tree and commit.
+ *
+ * The tree is built from the entity index, not by reading every file: the
+ * index holds the blob id of each file as compaction left it, so only the
+ * files whose blob the store lacks are read (and checked against the index).
+ * Objects a version shares with the previous one are not written again: a
+ * version that differs in 1 k entities costs about 3 k new objects (blob,
+ * folder tree and stamps blob of each), the collection trees and a commit,
+ * written as one pack. See formats/versions.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { WalnutError } from '../errors.js';
+import { blobId } from '../hash.js';
+import type { Repo } from '../repo.js';
+import { withLease } from '../lease.js';
+import { readCheckpoint, EntityIndex, type IndexEntry, type FieldStamp } from '../state.js';
+import { PackWriter, objectId, treeBytes, uniformTreeBytes, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
+import { VersionStore, ENTITY_NAME, META_DIR, type VersionInfo } from './store.js';
+
+export const CREATE_CRASH_POINTS = ['version:after-pack', 'version:after-ref'] as const;
+
+export interface CreateOptions {
+  repo: Repo;
+  /** wait this long (ms) for the compaction lease */
+  wait?: number;
+  stale?: number;
+  /** the creation time (ms; default now) */
+  now?: number;
+  crashPoint?: (name: string) => void;
+}
+
+export interface CreateResult {
+  version: VersionInfo;
+  /** false when the newest version already held exactly this state (nothing written) */
+  created: boolean;
+  /** objects written */
+  objects: number;
+  /** entities whose file differs from the previous version */
+  changed: number;
+}
+
+/** The stamps of an index entry as the index writes them (`field RS stamp RS vhash`, joined by US). */
+export function stampsText(stamps: Map<string, FieldStamp>): string {
+  return [...stamps].map(([f, s]) => f + '\x1e' + s.stamp + '\x1e' + s.vhash).join('\x1f');
+}
+
+/** Parse a stamps blob back into the index's map. */
+export function parseStamps(text: string): Map<string, FieldStamp> {
+  const out = new Map<string, FieldStamp>();
+  if (!text) return out;
+  for (const triple of text.split('\x1f')) {
+    const [field, stamp, vhash] = triple.split('\x1e');
+    if (field && vhash !== undefined) out.set(field, { stamp, vhash });
+  }
+  return out;
+}
+
+/** The tree of an entity folder holding only `_index.md`. */
+export function folderTree(blob: string): Buffer {
+  return treeBytes([{ mode: MODE_FILE, name: ENTITY_NAME, oid: blob }]);
+}
+
+/**
+ * Build a version from the compacted state. The caller compacts first; this
+ * takes the compaction lease so that no compaction runs while the index is read.
+ *
+ * @returns the version, and whether a new one was written
+ * @throws WalnutError `EFILECHANGED` when an entity file changed since compaction (run again)
+ * @example const { version } = await createVersion({ repo })
+ */
+export async function createVersion(options: CreateOptions): Promise<CreateResult> {
+  const { repo } = options;
+  return withLease(repo, 'compact', { wait: options.wait ?? 0, stale: options.stale }, async () => {
+    const store = await VersionStore.open(repo);
+    try {
+      return build(repo, store, options);
+    } finally {
+      store.close();
+    }
+  });
+}
+
+function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateResult {
+  const cp = readCheckpoint(repo);
+  const index = EntityIndex.load(repo, cp.generation);
+  const parent = store.head();
+  const prev = parent ? previousTrees(store, parent) : undefined;
+
+  // collection → slug → entry (deleted entities too: their stamps are kept)
+  const byCollection = new Map<string, Map<string, IndexEntry>>();
+  for (const target of index.targets()) {
+    const e = index.get(target);
+    if (!e) continue;
+    const slash = target.indexOf('/');
+    const collection = target.slice(0, slash);
+    let m = byCollection.get(collection);
+    if (!m) byCollection.set(collection, (m = new Map()));
+    m.set(target.slice(slash + 1), e);
+  }
+
+  const pack = new PackWriter(store.packDir);
+  try {
+    const put = (type: 'blob' | 'tree' | 'commit', content: Buffer, oid = objectId(type, content)) => {
+      if (!pack.holds(oid) && !store.has(oid)) pack.add(type, content, oid);
+      return oid;
+    };
+    let entities = 0;
+    let changed = 0;
+    const rootEntries: TreeEntry[] = [];
+    const stampEntries: TreeEntry[] = [];
+    for (const collection of [...byCollection.keys()].sort()) {
+      const slugsMap = byCollection.get(collection)!;
+      const slugs = sortNames([...slugsMap.keys()], MODE_FILE);
+      const prevFolders = prev?.folders.get(collection);
+      const prevStamps = prev?.stamps.get(collection);
+      // the stamps tree holds files (sorted by name), the collection tree folders (sorted as `name/`)
+      const live = new Map<string, string>();
+      const stampOids: string[] = [];
+      for (const slug of slugs) {
+        const e = slugsMap.get(slug)!;
+        // deleted entities keep their stamps (an older record must still lose), but have no folder
+        const stamps = Buffer.from(stampsText(e.stamps), 'utf8');
+        const stampOid = objectId('blob', stamps);
+        if (prevStamps?.get(slug) !== stampOid) put('blob', stamps, stampOid);
+        stampOids.push(stampOid);
+        if (!e.blob) continue;
+        const folder = folderTree(e.blob);
+        const folderOid = objectId('tree', folder);
+        if (prevFolders?.get(slug) !== folderOid) {
+          changed++;
+          if (!pack.holds(folderOid) && !store.has(folderOid)) {
+            if (!pack.holds(e.blob) && !store.has(e.blob)) pack.add('blob', entityContent(repo, collection, slug, e.blob), e.blob);
+            pack.add('tree', folder, folderOid);
+          }
+        }
+        live.set(slug, folderOid);
+        entities++;
+      }
+      if (live.size > 0) {
+        const names = sortNames([...live.keys()], MODE_TREE);
+        rootEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(names, names.map((n) => live.get(n)!), MODE_TREE)) });
+      }
+      stampEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(slugs, stampOids, MODE_FILE)) });
+    }
+    if (prev) {
+      // entities gone since the previous version
+      for (const [c, slugs] of prev.folders) for (const slug of slugs.keys()) if (!byCollection.get(c)?.get(slug)?.blob) changed++;
+    }
+    const checkpoint = Buffer.from(JSON.stringify({ version: 1, generation: cp.generation, high: cp.high, segments: cp.segments, deferred: cp.deferred }, null, 1) + '\n', 'utf8');
+    const meta = treeBytes([
+      { mode: MODE_FILE, name: 'checkpoint', oid: put('blob', checkpoint) },
+      { mode: MODE_TREE, name: 'stamps', oid: put('tree', treeBytes(stampEntries)) },
+    ]);
+    rootEntries.push({ mode: MODE_TREE, name: META_DIR, oid: put('tree', meta) });
+    const tree = put('tree', treeBytes(rootEntries));
+    if (parent && prev?.tree === tree) {
+      pack.abort();
+      return { version: store.info(parent), created: false, objects: 0, changed: 0 };
+    }
+    const now = options.now ?? Date.now();
+    const created = new Date(now).toISOString();
+    const message = [
+      `walnut version: ${entities} entit${entities === 1 ? 'y' : 'ies'}, generation ${cp.generation}`,
+      '',
+      `Walnut-Node: ${repo.node}`,
+      `Walnut-Created: ${created}`,
+      `Walnut-Entities: ${entities}`,
+      `Walnut-Generation: ${cp.generation}`,
+      '',
+    ].join('\n');
+    const id = put('commit', commitBytes({ tree, parents: parent ? [parent] : [], name: repo.node, email: `${repo.node}@walnut`, time: Math.floor(now / 1000), message }));
+    const objects = pack.count;
+    pack.finish();
+    options.crashPoint?.('version:after-pack');
+    store.refresh();
+    store.addVersion(id);
+    store.setHead(id);
+    options.crashPoint?.('version:after-ref');
+    return { version: store.info(id), created: true, objects, changed };
+  } catch (err) {
+    pack.abort();
+    throw err;
+  }
+}
+
+/** The previous version's folder and stamps trees by collection and slug. */
+function previousTrees(store: VersionStore, id: string): { tree: string; folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
+  const tree = store.readCommit(id).tree;
+  const folders = new Map<string, Map<string, string>>();
+  const stamps = new Map<string, Map<string, string>>();
+  for (const e of store.readTree(tree)) {
+    if (e.mode !== MODE_TREE) continue;
+    if (e.name === META_DIR) {
+      const st = store.readTree(e.oid).find((x) => x.name === 'stamps');
+      for (const c of st ? store.readTree(st.oid) : []) stamps.set(c.name, new Map(store.readTree(c.oid).map((x) => [x.name, x.oid])));
+      continue;
+    }
+    folders.set(e.name, new Map(store.readTree(e.oid).map((x) => [x.name, x.oid])));
+  }
+  return { tree, folders, stamps };
+}
+
+/** The bytes of an entity file, which must still be what the index says compaction left. */
+function entityContent(repo: Repo, collection: string, slug: string, blob: string): Buffer {
+  const file = path.join(repo.root, collection, slug, ENTITY_NAME);
+  let content: Buffer;
+  try {
+    content = fs.readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw changedError(file, 'it is gone');
+  }
+  if (blobId(content) !== blob) throw changedError(file, 'it was edited');
+  return content;
+}
+
+function changedError(file: string, what: string): WalnutError {
+  return new WalnutError('EFILECHANGED', `entity file changed since compaction (${what}): ${file}`, {
+    data: { file },
+    hints: ['run walnut version create again: it records the edit first'],
+  });
+}

@@ -1,0 +1,361 @@
+/**
+ * Git objects as bytes, and the pack writer of the version store.
+ *
+ * A version is stored as ordinary git objects (blobs, trees, a commit), so
+ * `git --git-dir=.walnut/versions log` and isomorphic-git read it. walnut
+ * writes the objects of one version as one pack (`objects/pack/pack-<sha>.pack`
+ * and its version-2 `.idx`): one file pair per version instead of thousands
+ * of loose objects, fsynced once, and the very file a remote receives.
+ * See formats/versions.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { fsyncDir, TEMP_SUFFIX } from '../fsutil.js';
+
+export type ObjectType = 'blob' | 'tree' | 'commit';
+
+const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3 };
+const CODE_TYPE: Record<number, ObjectType> = { 1: 'commit', 2: 'tree', 3: 'blob' };
+
+/** Mode of a tree entry: a file or a folder. */
+export const MODE_FILE = '100644';
+export const MODE_TREE = '40000';
+
+export interface TreeEntry {
+  mode: typeof MODE_FILE | typeof MODE_TREE;
+  name: string;
+  /** object id, 40 hex digits */
+  oid: string;
+}
+
+/** The object id (SHA-1 of `<type> <size>\0<content>`) of some content. */
+export function objectId(type: ObjectType, content: Uint8Array): string {
+  return createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest('hex');
+}
+
+/** A tree object's content; entries are sorted the way git sorts them (a folder compares as `name/`). */
+export function treeBytes(entries: TreeEntry[]): Buffer {
+  const sorted = entries.map((e) => ({ e, key: Buffer.from(e.mode === MODE_TREE ? e.name + '/' : e.name, 'utf8') }));
+  sorted.sort((a, b) => Buffer.compare(a.key, b.key));
+  const parts: Buffer[] = [];
+  for (const { e } of sorted) {
+    parts.push(Buffer.from(`${e.mode} ${e.name}\0`, 'utf8'), Buffer.from(e.oid, 'hex'));
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * A tree whose entries are all folders (or all files), already sorted with
+ * `sortNames` (faster than `treeBytes` for the 100 k entries of a collection).
+ */
+export function uniformTreeBytes(names: string[], oids: string[], mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): Buffer {
+  const prefix = mode + ' ';
+  let size = 0;
+  for (const n of names) size += prefix.length + 1 + Buffer.byteLength(n) + 20;
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  for (let i = 0; i < names.length; i++) {
+    pos += buf.write(prefix, pos, 'latin1');
+    pos += buf.write(names[i], pos, 'utf8');
+    buf[pos++] = 0;
+    pos += buf.write(oids[i], pos, 'hex');
+  }
+  return buf;
+}
+
+/**
+ * Sort the names of a tree whose entries are all folders (git compares a
+ * folder as `name/`) or all files, the way git sorts them (by bytes).
+ */
+export function sortNames(names: string[], mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): string[] {
+  const suffix = mode === MODE_TREE ? '/' : '';
+  const ascii = names.every((n) => /^[\x20-\x7e]*$/.test(n));
+  if (ascii) return names.sort((a, b) => (a + suffix < b + suffix ? -1 : a + suffix > b + suffix ? 1 : 0));
+  return names.sort((a, b) => Buffer.compare(Buffer.from(a + suffix), Buffer.from(b + suffix)));
+}
+
+/** Parse a tree object's content. */
+export function parseTree(content: Buffer): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  let pos = 0;
+  while (pos < content.length) {
+    const space = content.indexOf(0x20, pos);
+    const nul = content.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > content.length) throw new Error('malformed tree object');
+    const mode = content.toString('latin1', pos, space) === MODE_TREE ? MODE_TREE : MODE_FILE;
+    out.push({ mode, name: content.toString('utf8', space + 1, nul), oid: content.toString('hex', nul + 1, nul + 21) });
+    pos = nul + 21;
+  }
+  return out;
+}
+
+export interface CommitFields {
+  tree: string;
+  parents: string[];
+  /** author and committer name */
+  name: string;
+  email: string;
+  /** seconds since the epoch */
+  time: number;
+  message: string;
+}
+
+/** A commit object's content (UTC timestamps). */
+export function commitBytes(c: CommitFields): Buffer {
+  const who = `${c.name} <${c.email}> ${c.time} +0000`;
+  const lines = [`tree ${c.tree}`, ...c.parents.map((p) => `parent ${p}`), `author ${who}`, `committer ${who}`, '', c.message];
+  return Buffer.from(lines.join('\n'), 'utf8');
+}
+
+/** Parse a commit object's content. */
+export function parseCommit(content: Buffer): CommitFields {
+  const text = content.toString('utf8');
+  const blank = text.indexOf('\n\n');
+  const head = text.slice(0, blank < 0 ? text.length : blank).split('\n');
+  const c: CommitFields = { tree: '', parents: [], name: '', email: '', time: 0, message: blank < 0 ? '' : text.slice(blank + 2) };
+  for (const line of head) {
+    const sp = line.indexOf(' ');
+    const key = line.slice(0, sp);
+    const value = line.slice(sp + 1);
+    if (key === 'tree') c.tree = value;
+    else if (key === 'parent') c.parents.push(value);
+    else if (key === 'author') {
+      const m = /^(.*) <(.*)> (\d+) [+-]\d{4}$/.exec(value);
+      if (m) [c.name, c.email, c.time] = [m[1], m[2], Number(m[3])];
+    }
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Packs
+
+/**
+ * Writes objects into a new pack in `<objects>/pack/`, streaming to a
+ * temporary file; `finish` writes the index and renames both into place
+ * (the `.idx` last: git and walnut only see a pack once its index exists).
+ */
+export class PackWriter {
+  private readonly tmp: string;
+  private readonly fd: number;
+  private readonly hash = createHash('sha1');
+  private offset = 12;
+  private readonly entries: { oid: Buffer; offset: number; crc: number }[] = [];
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly packDir: string) {
+    fs.mkdirSync(packDir, { recursive: true });
+    this.tmp = path.join(packDir, `tmp-${process.pid}-${Date.now()}${TEMP_SUFFIX}`);
+    this.fd = fs.openSync(this.tmp, 'w+');
+    // the object count is patched in at the end: reserve the header
+    fs.writeSync(this.fd, Buffer.alloc(12));
+  }
+
+  /** Objects added so far. */
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** True when `oid` was added to this pack. */
+  holds(oid: string): boolean {
+    return this.seen.has(oid);
+  }
+
+  /** Add an object (once; a second add of the same id is ignored). Returns its id. */
+  add(type: ObjectType, content: Uint8Array, oid = objectId(type, content)): string {
+    if (this.seen.has(oid)) return oid;
+    this.seen.add(oid);
+    const head: number[] = [];
+    let size = content.length;
+    let byte = (TYPE_CODE[type] << 4) | (size & 0x0f);
+    size >>>= 4;
+    while (size > 0) {
+      head.push(byte | 0x80);
+      byte = size & 0x7f;
+      size >>>= 7;
+    }
+    head.push(byte);
+    const data = Buffer.concat([Buffer.from(head), zlib.deflateSync(content, { level: 1 })]);
+    fs.writeSync(this.fd, data, 0, data.length, this.offset);
+    this.entries.push({ oid: Buffer.from(oid, 'hex'), offset: this.offset, crc: zlib.crc32(data) });
+    this.offset += data.length;
+    return oid;
+  }
+
+  /** Drop the pack being written. */
+  abort(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(this.tmp, { force: true });
+  }
+
+  /**
+   * Write the header, trailer and index, fsync, and rename both into place.
+   * @returns the pack's name (`pack-<sha>`) or undefined when no object was added (nothing written)
+   */
+  finish(): string | undefined {
+    if (this.entries.length === 0) {
+      this.abort();
+      return undefined;
+    }
+    if (this.offset > 0x7fffffff) throw new Error('pack larger than 2 GiB');
+    const header = Buffer.alloc(12);
+    header.write('PACK', 0, 'latin1');
+    header.writeUInt32BE(2, 4);
+    header.writeUInt32BE(this.entries.length, 8);
+    fs.writeSync(this.fd, header, 0, 12, 0);
+    // the trailer hashes the whole file: read it back in pieces (it is in the page cache)
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; pos < this.offset; ) {
+      const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, this.offset - pos), pos);
+      this.hash.update(buf.subarray(0, n));
+      pos += n;
+    }
+    const trailer = this.hash.digest();
+    fs.writeSync(this.fd, trailer, 0, 20, this.offset);
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    const name = `pack-${trailer.toString('hex')}`;
+    const idx = indexBytes(this.entries, trailer);
+    const idxTmp = path.join(this.packDir, `${name}.idx${TEMP_SUFFIX}`);
+    const idxFd = fs.openSync(idxTmp, 'w');
+    try {
+      fs.writeSync(idxFd, idx);
+      fs.fsyncSync(idxFd);
+    } finally {
+      fs.closeSync(idxFd);
+    }
+    fs.renameSync(this.tmp, path.join(this.packDir, `${name}.pack`));
+    fs.renameSync(idxTmp, path.join(this.packDir, `${name}.idx`));
+    fsyncDir(this.packDir);
+    return name;
+  }
+}
+
+/** A version-2 pack index for the given entries. */
+function indexBytes(entries: { oid: Buffer; offset: number; crc: number }[], packSha: Buffer): Buffer {
+  const sorted = [...entries].sort((a, b) => Buffer.compare(a.oid, b.oid));
+  const n = sorted.length;
+  const out = Buffer.alloc(8 + 1024 + n * 28 + 40);
+  out.writeUInt32BE(0xff744f63, 0);
+  out.writeUInt32BE(2, 4);
+  let pos = 8;
+  let k = 0;
+  for (let b = 0; b < 256; b++) {
+    while (k < n && sorted[k].oid[0] <= b) k++;
+    out.writeUInt32BE(k, pos);
+    pos += 4;
+  }
+  for (const e of sorted) pos += e.oid.copy(out, pos);
+  for (const e of sorted) pos = out.writeUInt32BE(e.crc >>> 0, pos);
+  for (const e of sorted) pos = out.writeUInt32BE(e.offset, pos);
+  pos += packSha.copy(out, pos);
+  createHash('sha1').update(out.subarray(0, pos)).digest().copy(out, pos);
+  return out;
+}
+
+/**
+ * One pack with its index, for lookups by binary search (the index is not
+ * parsed into a map: opening a pack costs one read of its `.idx`).
+ */
+export class PackFile {
+  private readonly count: number;
+  private fd: number | undefined;
+  private sortedOffsets: Uint32Array | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly packPath: string,
+    private readonly idx: Buffer,
+  ) {
+    if (idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2) throw new Error(`unsupported pack index: ${name}.idx`);
+    this.count = idx.readUInt32BE(8 + 255 * 4);
+  }
+
+  static open(packDir: string, name: string): PackFile {
+    return new PackFile(name, path.join(packDir, `${name}.pack`), fs.readFileSync(path.join(packDir, `${name}.idx`)));
+  }
+
+  /** Number of objects. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Every object id in the pack, sorted. */
+  *oids(): IterableIterator<string> {
+    for (let i = 0; i < this.count; i++) yield this.idx.toString('hex', 1032 + i * 20, 1052 + i * 20);
+  }
+
+  /** The position of an object in the index, or -1. */
+  find(oid: string): number {
+    const key = Buffer.from(oid, 'hex');
+    const first = key[0];
+    let lo = first === 0 ? 0 : this.idx.readUInt32BE(8 + (first - 1) * 4);
+    let hi = this.idx.readUInt32BE(8 + first * 4) - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = key.compare(this.idx, 1032 + mid * 20, 1052 + mid * 20);
+      if (c === 0) return mid;
+      if (c < 0) hi = mid - 1;
+      else lo = mid + 1;
+    }
+    return -1;
+  }
+
+  /** Read the object at index position `i`. */
+  read(i: number): { type: ObjectType; content: Buffer } {
+    const offsetsAt = 1032 + this.count * 24;
+    const offset = this.idx.readUInt32BE(offsetsAt + i * 4);
+    if (offset & 0x80000000) throw new Error(`pack ${this.name}: 64-bit offsets are not supported`);
+    const end = this.nextOffset(offset);
+    this.fd ??= fs.openSync(this.packPath, 'r');
+    const raw = Buffer.allocUnsafe(end - offset);
+    fs.readSync(this.fd, raw, 0, raw.length, offset);
+    let pos = 0;
+    let byte = raw[pos++];
+    const code = (byte >> 4) & 7;
+    let size = byte & 0x0f;
+    let shift = 4;
+    while (byte & 0x80) {
+      byte = raw[pos++];
+      size += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+    }
+    const type = CODE_TYPE[code];
+    if (!type) throw new Error(`pack ${this.name}: object at ${offset} is a delta or of unknown type ${code}; walnut writes none`);
+    const content = zlib.inflateSync(raw.subarray(pos));
+    if (content.length !== size) throw new Error(`pack ${this.name}: object at ${offset} has ${content.length} bytes, header says ${size}`);
+    return { type, content };
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** Where the object after `offset` begins (the trailer for the last one). */
+  private nextOffset(offset: number): number {
+    if (!this.sortedOffsets) {
+      const offsetsAt = 1032 + this.count * 24;
+      const arr = new Uint32Array(this.count + 1);
+      for (let i = 0; i < this.count; i++) arr[i] = this.idx.readUInt32BE(offsetsAt + i * 4);
+      arr[this.count] = fs.statSync(this.packPath).size - 20;
+      arr.sort();
+      this.sortedOffsets = arr;
+    }
+    const arr = this.sortedOffsets;
+    let lo = 0;
+    let hi = arr.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (arr[mid] <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return arr[lo];
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * The version store: a bare git repository in `.walnut/versions/`.
+ *
+ * - objects: packs only (`objects/pack/pack-<sha>.{pack,idx}`), one per
+ *   `version create`, per fetched version, or per repack (see objects.ts);
+ * - `refs/versions/<id>`: one ref per version kept (its id is the commit id);
+ * - `refs/heads/main` (HEAD): the newest version created here, so that
+ *   `git --git-dir=.walnut/versions log` shows the versions as a history.
+ *
+ * The tree of a version (formats/versions.md):
+ *
+ *     <collection>/<slug>/_index.md          the entity files
+ *     .walnut/checkpoint                      the compaction checkpoint it was built at
+ *     .walnut/stamps/<collection>/<slug>      per entity: the field stamps of the index
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { WalnutError } from '../errors.js';
+import { writeFileAtomic, fsyncDir, readFileOrUndefined } from '../fsutil.js';
+import type { Repo } from '../repo.js';
+import { PackFile, parseCommit, parseTree, MODE_TREE, type ObjectType, type TreeEntry, type CommitFields } from './objects.js';
+
+export const STORE_DIR = 'versions';
+/** the entity file inside an entity's folder */
+export const ENTITY_NAME = '_index.md';
+/** the folder of walnut's own metadata inside a version's tree */
+export const META_DIR = '.walnut';
+export const OID = /^[0-9a-f]{40}$/;
+
+/** What a version says of itself (from its commit). */
+export interface VersionInfo {
+  id: string;
+  tree: string;
+  parent: string | null;
+  /** ISO time */
+  created: string;
+  node: string;
+  entities: number;
+  generation: number;
+}
+
+/** The entities of a version: collection → slug → (entity folder tree id, file blob id). */
+export type Listing = Map<string, Map<string, { tree: string; blob?: string }>>;
+
+export class VersionStore {
+  readonly gitdir: string;
+  readonly packDir: string;
+  private packs: PackFile[] = [];
+  private packNames = new Set<string>();
+  private readonly trees = new Map<string, TreeEntry[]>();
+
+  private constructor(gitdir: string) {
+    this.gitdir = gitdir;
+    this.packDir = path.join(gitdir, 'objects', 'pack');
+    this.refresh();
+  }
+
+  /**
+   * Open the store of a data directory, creating it (a bare git repository)
+   * when it does not exist yet.
+   */
+  static async open(repo: Repo): Promise<VersionStore> {
+    const gitdir = path.join(repo.dir, STORE_DIR);
+    if (!fs.existsSync(path.join(gitdir, 'HEAD'))) {
+      // bundled, the CommonJS build is loaded: its exports are under `default`
+      const mod = await import('isomorphic-git');
+      const git = (mod as unknown as { default?: typeof mod }).default?.init ? (mod as unknown as { default: typeof mod }).default : mod;
+      await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+      fs.mkdirSync(path.join(gitdir, 'refs', 'versions'), { recursive: true });
+      fs.mkdirSync(path.join(gitdir, 'objects', 'pack'), { recursive: true });
+      fsyncDir(gitdir);
+    }
+    return new VersionStore(gitdir);
+  }
+
+  /** Re-list the packs (after another process added one). */
+  refresh(): void {
+    const names = fs.existsSync(this.packDir) ? fs.readdirSync(this.packDir).filter((n) => n.endsWith('.idx')).map((n) => n.slice(0, -4)) : [];
+    for (const name of names) {
+      if (this.packNames.has(name) || !fs.existsSync(path.join(this.packDir, `${name}.pack`))) continue;
+      this.packs.push(PackFile.open(this.packDir, name));
+      this.packNames.add(name);
+    }
+  }
+
+  /** Names of the packs present (`pack-<sha>`). */
+  packList(): string[] {
+    return [...this.packNames];
+  }
+
+  hasPack(name: string): boolean {
+    return this.packNames.has(name);
+  }
+
+  /** Forget the packs (before they are deleted). */
+  close(): void {
+    for (const p of this.packs) p.close();
+  }
+
+  /** True when the store holds the object. */
+  has(oid: string): boolean {
+    for (const p of this.packs) if (p.find(oid) >= 0) return true;
+    return fs.existsSync(this.loosePath(oid));
+  }
+
+  /** Read an object. @throws WalnutError `ENOOBJECT` */
+  read(oid: string): { type: ObjectType; content: Buffer } {
+    for (const p of this.packs) {
+      const i = p.find(oid);
+      if (i >= 0) return p.read(i);
+    }
+    const loose = this.loosePath(oid);
+    if (fs.existsSync(loose)) {
+      const raw = zlib.inflateSync(fs.readFileSync(loose));
+      const nul = raw.indexOf(0);
+      return { type: raw.toString('latin1', 0, raw.indexOf(0x20)) as ObjectType, content: raw.subarray(nul + 1) };
+    }
+    throw new WalnutError('ENOOBJECT', `the version store has no object ${oid}`, {
+      data: { oid, store: this.gitdir },
+      hints: ['the version was pruned or only partly fetched: fetch it again (walnut pull) or create a new one'],
+    });
+  }
+
+  readBlob(oid: string): Buffer {
+    return this.expect(oid, 'blob');
+  }
+
+  /** A tree's entries (cached: trees are read again by diff and checkout). */
+  readTree(oid: string): TreeEntry[] {
+    let t = this.trees.get(oid);
+    if (!t) {
+      t = parseTree(this.expect(oid, 'tree'));
+      if (this.trees.size > 64) this.trees.clear();
+      this.trees.set(oid, t);
+    }
+    return t;
+  }
+
+  readCommit(oid: string): CommitFields {
+    return parseCommit(this.expect(oid, 'commit'));
+  }
+
+  private expect(oid: string, type: ObjectType): Buffer {
+    const o = this.read(oid);
+    if (o.type !== type) throw new WalnutError('EOBJECTTYPE', `object ${oid} is a ${o.type}, not a ${type}`, { data: { oid } });
+    return o.content;
+  }
+
+  private loosePath(oid: string): string {
+    return path.join(this.gitdir, 'objects', oid.slice(0, 2), oid.slice(2));
+  }
+
+  // -------------------------------------------------------------------------
+  // Versions (refs)
+
+  /** Ids of the versions kept (refs/versions/*). */
+  versionIds(): string[] {
+    const dir = path.join(this.gitdir, 'refs', 'versions');
+    return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => OID.test(n)) : [];
+  }
+
+  hasVersion(id: string): boolean {
+    return fs.existsSync(path.join(this.gitdir, 'refs', 'versions', id));
+  }
+
+  /** Keep a version (its objects must be in the store). */
+  addVersion(id: string): void {
+    writeFileAtomic(path.join(this.gitdir, 'refs', 'versions', id), id + '\n');
+  }
+
+  removeVersion(id: string): void {
+    fs.rmSync(path.join(this.gitdir, 'refs', 'versions', id), { force: true });
+  }
+
+  /** The newest version created here (refs/heads/main), if any. */
+  head(): string | undefined {
+    const text = readFileOrUndefined(path.join(this.gitdir, 'refs', 'heads', 'main'))?.trim();
+    return text && OID.test(text) && this.hasVersion(text) ? text : undefined;
+  }
+
+  setHead(id: string): void {
+    fs.mkdirSync(path.join(this.gitdir, 'refs', 'heads'), { recursive: true });
+    writeFileAtomic(path.join(this.gitdir, 'refs', 'heads', 'main'), id + '\n');
+  }
+
+  /**
+   * The full id of a version from its id or a unique prefix (at least 4 hex digits).
+   * @throws WalnutError `ENOVERSION`, `EAMBIGUOUS`
+   */
+  resolve(ref: string): string {
+    const wanted = ref.toLowerCase();
+    if (!/^[0-9a-f]{4,40}$/.test(wanted)) {
+      throw new WalnutError('ENOVERSION', `not a version id: '${ref}'`, { data: { ref }, hints: ['a version id is 40 hex digits (or a unique prefix of at least 4); see walnut version list'] });
+    }
+    const matches = this.versionIds().filter((id) => id.startsWith(wanted));
+    if (matches.length === 1) return matches[0];
+    if (matches.length > 1) {
+      throw new WalnutError('EAMBIGUOUS', `version prefix '${ref}' is ambiguous: ${matches.map((m) => m.slice(0, 12)).join(', ')}`, { data: { ref, matches }, hints: ['give more digits'] });
+    }
+    throw new WalnutError('ENOVERSION', `no version '${ref}' in this data directory`, { data: { ref }, hints: ['see walnut version list; a version of a remote is fetched by walnut pull or walnut checkout --remote'] });
+  }
+
+  /** What a version's commit says. */
+  info(id: string): VersionInfo {
+    const c = this.readCommit(id);
+    const trailer = (key: string) => new RegExp(`^${key}: (.*)$`, 'm').exec(c.message)?.[1]?.trim();
+    return {
+      id,
+      tree: c.tree,
+      parent: c.parents[0] ?? null,
+      created: trailer('Walnut-Created') ?? new Date(c.time * 1000).toISOString(),
+      node: trailer('Walnut-Node') ?? c.name,
+      entities: Number(trailer('Walnut-Entities') ?? 0),
+      generation: Number(trailer('Walnut-Generation') ?? 0),
+    };
+  }
+
+  /** Every version kept, newest first. */
+  list(): VersionInfo[] {
+    return this.versionIds()
+      .map((id) => this.info(id))
+      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : a.id < b.id ? 1 : -1));
+  }
+
+  // -------------------------------------------------------------------------
+  // Trees of a version
+
+  /** The entities of a version, by collection (blob ids resolved only when `withBlobs`). */
+  listing(id: string, { withBlobs = false }: { withBlobs?: boolean } = {}): Listing {
+    const root = this.readTree(this.readCommit(id).tree);
+    const out: Listing = new Map();
+    for (const c of root) {
+      if (c.mode !== MODE_TREE || c.name === META_DIR) continue;
+      const slugs = new Map<string, { tree: string; blob?: string }>();
+      for (const s of this.readTree(c.oid)) {
+        if (s.mode !== MODE_TREE) continue;
+        slugs.set(s.name, withBlobs ? { tree: s.oid, blob: this.entityBlob(s.oid) } : { tree: s.oid });
+      }
+      out.set(c.name, slugs);
+    }
+    return out;
+  }
+
+  /** The blob of `_index.md` in an entity folder's tree. */
+  entityBlob(folderTree: string): string | undefined {
+    return this.readTree(folderTree).find((e) => e.name === ENTITY_NAME)?.oid;
+  }
+
+  /** A path's entry in a version (undefined when absent). */
+  entry(id: string, filepath: string): TreeEntry | undefined {
+    let tree = this.readCommit(id).tree;
+    const parts = filepath.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const e = this.readTree(tree).find((x) => x.name === parts[i]);
+      if (!e) return undefined;
+      if (i === parts.length - 1) return e;
+      if (e.mode !== MODE_TREE) return undefined;
+      tree = e.oid;
+    }
+    return undefined;
+  }
+}
