@@ -3,18 +3,26 @@
 // capped heap so memory stays bounded on a 1 GB Pi: V8 otherwise lets its heap
 // grow with garbage long before it collects. They are re-run once with
 // --max-old-space-size (WALNUT_HEAP_MB, default 256), unless a cap was given.
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-
+//
+// `set`, `unset` and `--version` try the fast path first (dist/bundle/fast.mjs,
+// cmd/_fast.ts: no yargs, only the modules they need); it runs nothing and
+// returns undefined for any argv it cannot read unambiguously, and the full
+// entry point (dist/bundle/walnut.mjs, cmd/_main.ts) runs then.
+// WALNUT_FAST_PATH=0 always takes the full entry point (tests compare both).
 const args = process.argv.slice(2);
 const compacting = args.some((a) => a === 'compact' || a === 'pull' || a === 'clone');
-const capped = process.execArgv.some((a) => a.startsWith('--max-old-space-size')) || /max-old-space-size/.test(process.env.NODE_OPTIONS ?? '');
+const capped = compacting && (process.execArgv.some((a) => a.startsWith('--max-old-space-size')) || /max-old-space-size/.test(process.env.NODE_OPTIONS ?? ''));
 if (compacting && !capped && process.env.WALNUT_HEAP_MB !== '0') {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
   const mb = process.env.WALNUT_HEAP_MB || '256';
   const r = spawnSync(process.execPath, [`--max-old-space-size=${mb}`, ...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
   if (r.error) throw r.error;
   if (r.signal) process.kill(process.pid, r.signal);
   process.exit(r.status ?? 255);
 } else {
-  await import('../dist/bundle/walnut.mjs');
+  const fast = process.env.WALNUT_FAST_PATH !== '0' && (args.includes('set') || args.includes('unset') || (args.length === 1 && args[0] === '--version'));
+  const code = fast ? await (await import('../dist/bundle/fast.mjs')).runFast(args) : undefined;
+  if (code === undefined) await import('../dist/bundle/walnut.mjs');
+  else process.exitCode = code;
 }

@@ -1,14 +1,14 @@
 /**
  * The entry point: parse arguments, run one command, map errors to exit codes.
- * Only this file decides the exit status (see walnut(1) EXIT STATUS).
+ * Only this file (and the fast path, cmd/_fast.ts, through the same
+ * cmd/_exit.ts) decides the exit status (see walnut(1) EXIT STATUS).
  */
 import yargs from 'yargs';
 import { commands } from './index.js';
 import { Context, Output, type GlobalArgs } from './_cli.js';
-import { EXIT, UsageError, WalnutError } from '../lib/errors.js';
-
-declare const __WALNUT_VERSION__: string | undefined;
-const VERSION = typeof __WALNUT_VERSION__ === 'string' ? __WALNUT_VERSION__ : '0.0.0-dev';
+import { UsageError } from '../lib/errors.js';
+import { failStatus, okStatus, usageText } from './_exit.js';
+import { VERSION } from './_fast.js';
 
 /** Run walnut with arguments; resolves to the exit status. */
 export async function main(args: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<number> {
@@ -47,7 +47,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env,
           // have it at hand after an async failure; walnut never shows help
           // then, and the rendering costs ~10 ms of start-up (cron, hooks).
           (b as unknown as { getInternalMethods(): { getUsageInstance(): { cacheHelpMessage(): void } } }).getInternalMethods().getUsageInstance().cacheHelpMessage = () => {};
-          usage = c.usage.map((u) => `usage: ${u}`).join('\n');
+          usage = usageText(c.usage);
           return (c.builder ? c.builder(b) : b).usage(usage);
         },
         // Not async: yargs renders (and caches) the whole help text whenever a
@@ -60,17 +60,9 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env,
       );
     }
     await y.parseAsync();
-    return out.warnings > 0 && env.WALNUT_STRICT_WARNINGS ? EXIT.user : EXIT.ok;
+    return okStatus(out, env);
   } catch (err) {
-    if (err instanceof WalnutError) {
-      out.error(err);
-      if (err instanceof UsageError && !out.json) process.stderr.write((usage || 'usage: walnut <command> [<args>]; see walnut --help') + '\n');
-      return EXIT[err.exit];
-    }
-    const e = err as Error;
-    out.error(new WalnutError('EINTERNAL', `internal error: ${e?.message ?? String(err)}`, { exit: 'internal', hints: ['this is a bug in walnut; please report it with the command you ran'] }), true);
-    if (env.DEBUG && e?.stack) process.stderr.write(e.stack + '\n');
-    return EXIT.internal;
+    return failStatus(err, out, usage, env);
   }
 }
 
