@@ -5,9 +5,19 @@ import type { ActivePointer } from '../lib/version/remote.js';
 
 /** Open the store of a configured remote (closed by the caller). */
 export async function openRemote(ctx: Context, name: string): Promise<{ name: string; store: Store }> {
-  const { openStore, remoteSpec } = await import('../lib/remote/index.js');
+  const { openStore, remoteSpec, loadRemoteState, saveRemoteState } = await import('../lib/remote/index.js');
   if (ctx.env === process.env) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const store = await openStore(remoteSpec(ctx.repo, name), { defaultRegion: ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION });
+  const spec = remoteSpec(ctx.repo, name);
+  // the pointer's compare-and-swap needs If-Match as the server wants it: probed once, cached with push's
+  const state = loadRemoteState(ctx.repo, name, spec.url);
+  const store = await openStore(spec, { ifMatchQuoted: state.conditions?.ifMatchQuoted, defaultRegion: ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION });
+  if (store.kind === 's3' && !state.conditions) {
+    const { S3Store } = await import('../lib/remote/s3.js');
+    if (store instanceof S3Store) {
+      state.conditions = { checkedAt: new Date().toISOString(), ...(await store.probe()) };
+      saveRemoteState(ctx.repo, name, state);
+    }
+  }
   return { name, store };
 }
 

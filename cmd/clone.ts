@@ -1,6 +1,7 @@
 import type { Command } from './_cli.js';
 import type * as Clone from '../lib/remote/clone.js';
 import type * as Compact from '../lib/compact.js';
+import type * as VRemote from '../lib/version/remote.js';
 import { leaseOptions } from './_lease.js';
 import { syncHooks, segmentsText } from './remote.js';
 
@@ -20,13 +21,28 @@ export const clone: Command<{ url: string; dir: string; node?: string; endpoint?
     const { clone: run }: typeof Clone = await import('../lib/remote/clone.js');
     const { out } = ctx;
     const hooks = syncHooks(ctx);
+    const { bootstrapFromActive, reconcileCheckpoint }: typeof VRemote = await import('../lib/version/remote.js');
     let cloned: Awaited<ReturnType<typeof run>>;
+    let started: { version: string; entities: number } | undefined;
     try {
-      cloned = await run({ url: argv.url, dir: argv.dir, node: argv.node, hostname: ctx.hostname, endpoint: argv.endpoint, region: argv.region, cwd: ctx.cwd, ...hooks });
+      cloned = await run({
+        url: argv.url,
+        dir: argv.dir,
+        node: argv.node,
+        hostname: ctx.hostname,
+        endpoint: argv.endpoint,
+        region: argv.region,
+        cwd: ctx.cwd,
+        ...hooks,
+        bootstrap: async ({ repo, store }) => {
+          started = await bootstrapFromActive(repo, store);
+        },
+      });
     } finally {
       hooks.done();
     }
     const { repo, result } = cloned;
+    if (started) reconcileCheckpoint(repo);
     let compacted: Compact.CompactResult | undefined;
     if (argv.compact !== false) {
       const { compact }: typeof Compact = await import('../lib/compact.js');
@@ -35,9 +51,11 @@ export const clone: Command<{ url: string; dir: string; node?: string; endpoint?
     }
     if (out.json) {
       const c = compacted && { generation: compacted.generation, records: compacted.records, created: compacted.created, updated: compacted.updated, deleted: compacted.deleted, idle: compacted.idle };
-      out.jsonDoc({ dir: repo.root, node: repo.node, remote: 'origin', url: result.url, kind: result.kind, received: result.received, transfers: result.transfers, wire: { ...result.wire }, compact: c ?? null });
+      out.jsonDoc({ dir: repo.root, node: repo.node, remote: 'origin', url: result.url, kind: result.kind, received: result.received, transfers: result.transfers, wire: { ...result.wire }, startedFrom: started ?? null, compact: c ?? null });
       return;
     }
-    out.status(`Cloned ${result.url} into ${repo.root} (node ${repo.node}): ${segmentsText(result.received)}${compacted ? `, ${compacted.created} entit${compacted.created === 1 ? 'y' : 'ies'}` : ''}`);
+    const from = started ? `, started from version ${started.version.slice(0, 12)}` : '';
+    const entities = (started?.entities ?? 0) + (compacted?.created ?? 0);
+    out.status(`Cloned ${result.url} into ${repo.root} (node ${repo.node}): ${segmentsText(result.received)}${from}${compacted || started ? `, ${entities} entit${entities === 1 ? 'y' : 'ies'}` : ''}`);
   },
 };

@@ -37,7 +37,7 @@ export const version: Command<{ action: string; a?: string; b?: string; wait?: s
       for (const i of compacted.issues) out.issue(i);
       for (const b of compacted.broken) out.broken(b);
       const r = await createVersion({ repo, ...lease, crashPoint: crashHook(ctx), now: (ctx.clock.now ?? Date.now)() });
-      if (out.json) out.jsonDoc({ ...r.version, created: r.created, createdAt: r.version.created, objects: r.objects, changed: r.changed, compacted: compacted.records });
+      if (out.json) out.jsonDoc({ ...r.version, new: r.created, objects: r.objects, changed: r.changed, compacted: compacted.records });
       else {
         out.data(r.version.id);
         out.status(r.created ? `created version ${r.version.id.slice(0, 12)}: ${r.version.entities} entities, ${r.changed} changed, ${r.objects} new objects` : `nothing changed since version ${r.version.id.slice(0, 12)}`);

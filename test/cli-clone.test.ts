@@ -63,6 +63,7 @@ test('clone --json, --no-compact, a file:// URL', () => {
     transfers: [{ segment: 'wal/20261121_pi-01.usv', node: 'pi-01', from: 0, to: n, bytes: n }],
     wire: undefined,
     compact: null,
+    startedFrom: null,
   });
   assert.not.ok(fs.existsSync(path.join(target, 'companies')));
   expect(run(['-C', target, 'show', 'companies/acme']), { code: 0, stdout: 'companies/acme\nname: Acme  # pending: pi-01 2026-11-21T10:00:00.000Z\nemployees: 42  # pending: pi-01 2026-11-21T10:00:00.000Z\n' });

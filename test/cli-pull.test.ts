@@ -87,6 +87,7 @@ for (const kind of ['dir', 's3'] as const) {
       divergences: [],
       wire: undefined,
       compact: null,
+      active: null,
     });
     assert.is(doc.wire.bytesReceived >= n, true);
     assert.not.ok(fs.existsSync(path.join(b, 'companies')), 'not compacted');

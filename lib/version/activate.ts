@@ -17,13 +17,10 @@ import { VersionStore, ENTITY_NAME } from './store.js';
 import { diffListings } from './diff.js';
 import { checkout } from './checkout.js';
 import { readRemoteActive, swapRemoteActive, uploadVersion, fetchVersion, pruneRemote, parsePointer, chooseKept, type ActivePointer, type UploadResult } from './remote.js';
-import { PackWriter } from './objects.js';
 
 export const ACTIVATE_CRASH_POINTS = ['activate:after-check', 'activate:after-upload', 'activate:after-switch'] as const;
 export const ACTIVE_FILE = 'active';
 export const DEFAULT_KEEP = 10;
-/** repack the local store when it holds more packs than this */
-export const MAX_PACKS = 32;
 
 /** The local active pointer and its change token (sha-256 of the file; undefined when none). */
 export function readLocalActive(repo: Repo): { pointer?: ActivePointer; tag?: string } {
@@ -87,10 +84,13 @@ export async function healthCheck(repo: Repo, store: VersionStore, id: string, b
   const command = repo.config.get('activate.check');
   if (command && report.failures.length === 0) {
     const dir = path.join(repo.dir, 'check');
-    await checkout({ store, id, dir, grace: 0, keepPrevious: false });
-    const r = spawnSync('sh', ['-c', command], { cwd: path.join(dir, 'current'), env: { ...process.env, WALNUT_VERSION: id, WALNUT_DATA_DIR: repo.root }, encoding: 'utf8', maxBuffer: 16 << 20 });
-    const output = ((r.stdout ?? '') + (r.stderr ?? '')).trim().split('\n').slice(-10).join('\n');
-    report.command = { command, status: r.status, output };
+    // one check at a time: the checkout folder is shared
+    report.command = await withLease(repo, 'check', { wait: 300_000 }, async () => {
+      await checkout({ store, id, dir, grace: 0, keepPrevious: false });
+      const r = spawnSync('sh', ['-c', command], { cwd: path.join(dir, 'current'), env: { ...process.env, WALNUT_VERSION: id, WALNUT_DATA_DIR: repo.root }, encoding: 'utf8', maxBuffer: 16 << 20 });
+      const output = ((r.stdout ?? '') + (r.stderr ?? '')).trim().split('\n').slice(-10).join('\n');
+      return { command, status: r.status, output };
+    });
   }
   return report;
 }
@@ -149,12 +149,13 @@ export async function activate(options: ActivateOptions): Promise<ActivateResult
       });
     }
     options.crashPoint?.('activate:after-check');
-    if (pointer?.version === id) return { version: id, previous: pointer.previous, changed: false, health, pruned: [], remote: options.remote?.name };
     let upload: UploadResult | undefined;
     if (options.remote) {
+      // also when it is already active: an upload cut short is completed
       upload = await uploadVersion(store, options.remote.store, id);
       options.crashPoint?.('activate:after-upload');
     }
+    if (pointer?.version === id) return { version: id, previous: pointer.previous, changed: false, health, upload, pruned: [], remote: options.remote?.name };
     const next: ActivePointer = { version: id, previous: pointer?.version ?? null, activated: new Date(options.now ?? Date.now()).toISOString(), node: repo.node };
     if (!(await swapActive(place, tag, next))) {
       const now = (await readActive(place)).pointer;
@@ -205,36 +206,9 @@ export async function pruneVersions({ repo, keep, wait = 0 }: { repo: Repo; keep
     try {
       const removed = pruneRefs(repo, store, keep ?? configNumber(repo, 'versions.keep', DEFAULT_KEEP));
       const kept = store.versionIds();
-      const old = store.packList();
-      if (removed.length === 0 && old.length <= 1) return { removed, kept, repacked: 0, objects: 0 };
-      const writer = new PackWriter(store.packDir);
-      const seen = new Set<string>();
-      const visit = (oid: string) => {
-        if (seen.has(oid)) return;
-        seen.add(oid);
-        const o = store.read(oid);
-        writer.add(o.type, o.content, oid);
-        if (o.type === 'commit') visit(store.readCommit(oid).tree);
-        else if (o.type === 'tree') for (const e of store.readTree(oid)) visit(e.oid);
-      };
-      for (const id of kept) visit(id);
-      // older commits stay (a few hundred bytes each) so that `git log` still walks the history
-      for (let c = store.head(); c; ) {
-        const parent: string | undefined = store.readCommit(c).parents[0];
-        if (!seen.has(c)) {
-          seen.add(c);
-          writer.add('commit', store.read(c).content, c);
-        }
-        c = parent && store.has(parent) ? parent : undefined;
-      }
-      const name = writer.finish();
-      store.close();
-      for (const p of old) {
-        if (p === name) continue;
-        fs.rmSync(path.join(store.packDir, `${p}.idx`), { force: true });
-        fs.rmSync(path.join(store.packDir, `${p}.pack`), { force: true });
-      }
-      return { removed, kept, repacked: old.length, objects: seen.size };
+      if (removed.length === 0 && store.packList().length <= 1) return { removed, kept, repacked: 0, objects: 0 };
+      const r = store.repack();
+      return { removed, kept, ...r };
     } finally {
       store.close();
     }

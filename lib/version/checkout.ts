@@ -102,7 +102,7 @@ export function currentOf(dir: string): string | undefined {
 function prepareDir(dir: string): void {
   if (fs.existsSync(dir)) {
     if (!fs.statSync(dir).isDirectory()) throw notCheckoutDir(dir, 'it is not a folder');
-    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith(STATE_FILE)));
+    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.trash-') || n.startsWith('.current-') || n.startsWith(STATE_FILE)));
     if (foreign.length > 0) throw notCheckoutDir(dir, `it holds other files (${foreign.slice(0, 3).join(', ')})`);
   } else {
     fs.mkdirSync(dir, { recursive: true });
@@ -122,7 +122,7 @@ function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
   const grace = options.grace ?? DEFAULT_GRACE_MS;
   const keepPrevious = options.keepPrevious ?? true;
   // leftovers of a killed run
-  for (const n of fs.readdirSync(dir)) if (n.startsWith('.build-') || n.startsWith('.current-')) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  for (const n of fs.readdirSync(dir)) if (n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith('.trash-')) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
   const state = readState(dir);
   const cur = currentOf(dir);
   if (cur !== state.current) {
@@ -174,11 +174,15 @@ function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
   delete state.out[id];
   state.previous = keepPrevious ? cur : undefined;
   state.current = id;
-  // keep current, previous and the newest spare; delete the rest
+  // keep current, previous and the newest spare; delete the rest once out of use for the grace period.
+  // A tree is renamed away before it is deleted: a tree under its id is always whole.
   const trees = fs.readdirSync(dir).filter((n) => OID.test(n) && n !== id && n !== state.previous);
   trees.sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
   for (const old of trees.slice(1)) {
-    fs.rmSync(path.join(dir, old), { recursive: true, force: true });
+    if (now() - (state.out[old] ?? now()) < grace) continue;
+    const trash = path.join(dir, `.trash-${old}`);
+    fs.renameSync(path.join(dir, old), trash);
+    fs.rmSync(trash, { recursive: true, force: true });
     delete state.out[old];
     result.pruned.push(old);
   }

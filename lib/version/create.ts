@@ -18,7 +18,7 @@ import type { Repo } from '../repo.js';
 import { withLease } from '../lease.js';
 import { readCheckpoint, EntityIndex, type IndexEntry, type FieldStamp } from '../state.js';
 import { PackWriter, objectId, treeBytes, uniformTreeBytes, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
-import { VersionStore, ENTITY_NAME, META_DIR, type VersionInfo } from './store.js';
+import { VersionStore, ENTITY_NAME, META_DIR, MAX_PACKS, type VersionInfo } from './store.js';
 
 export const CREATE_CRASH_POINTS = ['version:after-pack', 'version:after-ref'] as const;
 
@@ -149,10 +149,16 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
       // entities gone since the previous version
       for (const [c, slugs] of prev.folders) for (const slug of slugs.keys()) if (!byCollection.get(c)?.get(slug)?.blob) changed++;
     }
+    const stampsTree = put('tree', treeBytes(stampEntries));
+    if (parent && prev && prev.stampsTree === stampsTree && sameEntries(prev.entities, rootEntries)) {
+      // only the checkpoint moved (e.g. a sync_checkpoint record): the data set is the same
+      pack.abort();
+      return { version: store.info(parent), created: false, objects: 0, changed: 0 };
+    }
     const checkpoint = Buffer.from(JSON.stringify({ version: 1, generation: cp.generation, high: cp.high, segments: cp.segments, deferred: cp.deferred }, null, 1) + '\n', 'utf8');
     const meta = treeBytes([
       { mode: MODE_FILE, name: 'checkpoint', oid: put('blob', checkpoint) },
-      { mode: MODE_TREE, name: 'stamps', oid: put('tree', treeBytes(stampEntries)) },
+      { mode: MODE_TREE, name: 'stamps', oid: stampsTree },
     ]);
     rootEntries.push({ mode: MODE_TREE, name: META_DIR, oid: put('tree', meta) });
     const tree = put('tree', treeBytes(rootEntries));
@@ -179,6 +185,7 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
     store.addVersion(id);
     store.setHead(id);
     options.crashPoint?.('version:after-ref');
+    if (store.packList().length > MAX_PACKS) store.repack();
     return { version: store.info(id), created: true, objects, changed };
   } catch (err) {
     pack.abort();
@@ -187,39 +194,52 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
 }
 
 /** The previous version's folder and stamps trees by collection and slug. */
-function previousTrees(store: VersionStore, id: string): { tree: string; folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
+function previousTrees(store: VersionStore, id: string): { tree: string; entities: TreeEntry[]; stampsTree?: string; folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
   const tree = store.readCommit(id).tree;
   const folders = new Map<string, Map<string, string>>();
   const stamps = new Map<string, Map<string, string>>();
+  const entities: TreeEntry[] = [];
+  let stampsTree: string | undefined;
   for (const e of store.readTree(tree)) {
     if (e.mode !== MODE_TREE) continue;
     if (e.name === META_DIR) {
       const st = store.readTree(e.oid).find((x) => x.name === 'stamps');
+      stampsTree = st?.oid;
       for (const c of st ? store.readTree(st.oid) : []) stamps.set(c.name, new Map(store.readTree(c.oid).map((x) => [x.name, x.oid])));
       continue;
     }
+    entities.push(e);
     folders.set(e.name, new Map(store.readTree(e.oid).map((x) => [x.name, x.oid])));
   }
-  return { tree, folders, stamps };
+  return { tree, entities, stampsTree, folders, stamps };
+}
+
+/** The same collection trees (names and ids), in any order. */
+function sameEntries(a: TreeEntry[], b: TreeEntry[]): boolean {
+  const key = (l: TreeEntry[]) => l.map((e) => `${e.name} ${e.oid}`).sort().join('\n');
+  return key(a) === key(b);
 }
 
 /** The bytes of an entity file, which must still be what the index says compaction left. */
 function entityContent(repo: Repo, collection: string, slug: string, blob: string): Buffer {
-  const file = path.join(repo.root, collection, slug, ENTITY_NAME);
+  const file = path.join(collection, slug, ENTITY_NAME);
   let content: Buffer;
   try {
-    content = fs.readFileSync(file);
+    content = fs.readFileSync(path.join(repo.root, file));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     throw changedError(file, 'it is gone');
   }
-  if (blobId(content) !== blob) throw changedError(file, 'it was edited');
+  if (blobId(content) !== blob) throw changedError(file, 'it differs from what compaction wrote or recorded');
   return content;
 }
 
 function changedError(file: string, what: string): WalnutError {
-  return new WalnutError('EFILECHANGED', `entity file changed since compaction (${what}): ${file}`, {
+  return new WalnutError('EFILECHANGED', `'${file}' cannot go into a version: ${what}`, {
     data: { file },
-    hints: ['run walnut version create again: it records the edit first'],
+    hints: [
+      'if it was edited just now, run walnut version create again (it records the edit first)',
+      'if it stays so, the edit could not be recorded: run walnut record to see why, fix the file, then create the version',
+    ],
   });
 }

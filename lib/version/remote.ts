@@ -15,8 +15,13 @@ import { createHash } from 'node:crypto';
 import { WalnutError } from '../errors.js';
 import { fsyncDir } from '../fsutil.js';
 import type { Store } from '../remote/index.js';
+import { spawnSync } from 'node:child_process';
+import type { Repo } from '../repo.js';
+import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, type Checkpoint } from '../state.js';
+import { checkTarget } from '../../formats/usv.js';
 import { PackWriter, MODE_TREE } from './objects.js';
-import { VersionStore, OID } from './store.js';
+import { VersionStore, OID, META_DIR, ENTITY_NAME } from './store.js';
+import { parseStamps } from './create.js';
 
 export const ACTIVE_KEY = 'versions/active';
 export const MANIFEST_PREFIX = 'versions/v/';
@@ -280,3 +285,116 @@ export function chooseKept(versions: { id: string; created: string }[], pinned: 
   return out;
 }
 
+
+/**
+ * `pull`: bring the remote's active version into the local store (objects
+ * and a ref; the local active pointer is not changed).
+ * @returns the active version and whether it was fetched now; undefined when the remote has none
+ */
+export async function fetchActiveVersion(repo: Repo, remote: Store): Promise<{ version: string; fetch: FetchResult } | undefined> {
+  const { pointer } = await readRemoteActive(remote);
+  if (!pointer) return undefined;
+  const store = await VersionStore.open(repo);
+  try {
+    return { version: pointer.version, fetch: await fetchVersion(store, remote, pointer.version) };
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * `clone`: start a new data directory from the remote's active version: its
+ * entity files, the index with its stamps, and its checkpoint (journal
+ * segments only; `.walnut/gossip/` offsets belong to the machine that made
+ * it). Compaction then replays only the records after the checkpoint; a
+ * record the version already holds loses or ties against its stamp.
+ * @returns the version, or undefined when the remote has none
+ */
+export async function bootstrapFromActive(repo: Repo, remote: Store): Promise<{ version: string; entities: number } | undefined> {
+  const { pointer } = await readRemoteActive(remote);
+  if (!pointer) return undefined;
+  const store = await VersionStore.open(repo);
+  try {
+    await fetchVersion(store, remote, pointer.version);
+    const id = pointer.version;
+    const commit = store.readCommit(id);
+    const root = store.readTree(commit.tree);
+    const meta = root.find((e) => e.name === META_DIR);
+    const metaTree = meta ? store.readTree(meta.oid) : [];
+    const cpEntry = metaTree.find((e) => e.name === 'checkpoint');
+    const stampsEntry = metaTree.find((e) => e.name === 'stamps');
+    const index = EntityIndex.load(repo, 0);
+    const written: string[] = [];
+    let entities = 0;
+    const stampsOf = new Map<string, Map<string, string>>();
+    for (const c of stampsEntry ? store.readTree(stampsEntry.oid) : []) stampsOf.set(c.name, new Map(store.readTree(c.oid).map((e) => [e.name, e.oid])));
+    const seen = new Set<string>();
+    for (const [collection, slugs] of store.listing(id, { withBlobs: true })) {
+      for (const [slug, e] of slugs) {
+        const target = `${collection}/${slug}`;
+        checkTarget(target);
+        const folder = path.join(repo.root, collection, slug);
+        fs.mkdirSync(folder, { recursive: true });
+        const file = path.join(folder, ENTITY_NAME);
+        const content = store.readBlob(e.blob!);
+        fs.writeFileSync(file, content);
+        written.push(file);
+        const st = fs.statSync(file);
+        const sOid = stampsOf.get(collection)?.get(slug);
+        index.set(target, { blob: e.blob!, size: st.size, mtimeMs: st.mtimeMs, stamps: parseStamps(sOid ? store.readBlob(sOid).toString('utf8') : ''), generation: 1 });
+        seen.add(target);
+        entities++;
+      }
+    }
+    // deleted entities: their stamps only
+    for (const [collection, slugs] of stampsOf) {
+      for (const [slug, oid] of slugs) {
+        const target = `${collection}/${slug}`;
+        if (seen.has(target)) continue;
+        checkTarget(target);
+        index.set(target, { blob: '', size: 0, mtimeMs: 0, stamps: parseStamps(store.readBlob(oid).toString('utf8')), generation: 1 });
+      }
+    }
+    if (written.length > 0 && spawnSync('sync', ['-f', repo.root], { stdio: 'ignore' }).status !== 0) {
+      for (const f of written) {
+        const fd = fs.openSync(f, 'r');
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+      }
+    }
+    index.save();
+    const built = cpEntry ? (JSON.parse(store.readBlob(cpEntry.oid).toString('utf8')) as Checkpoint) : undefined;
+    const segments: Checkpoint['segments'] = {};
+    for (const [k, v] of Object.entries(built?.segments ?? {})) if (k.startsWith('wal/')) segments[k] = v;
+    writeCheckpoint(repo, { version: 1, generation: 1, high: built?.high, segments, deferred: built?.deferred });
+    return { version: id, entities };
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * After a clone's journal fetch: drop the checkpoint entries of segments
+ * that are shorter here than the version's machine had them, or differ
+ * below the offset (they are then read from the start, which is harmless:
+ * the stamps decide), so compaction does not report them as changed.
+ */
+export function reconcileCheckpoint(repo: Repo): string[] {
+  const cp = readCheckpoint(repo);
+  const dropped: string[] = [];
+  for (const [seg, mark] of Object.entries(cp.segments)) {
+    const file = path.join(repo.root, seg);
+    let ok = false;
+    try {
+      ok = fs.statSync(file).size >= mark.offset && tailHash(file, mark.offset) === mark.tail;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      delete cp.segments[seg];
+      dropped.push(seg);
+    }
+  }
+  if (dropped.length > 0) writeCheckpoint(repo, cp);
+  return dropped;
+}

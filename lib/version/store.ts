@@ -19,7 +19,8 @@ import zlib from 'node:zlib';
 import { WalnutError } from '../errors.js';
 import { writeFileAtomic, fsyncDir, readFileOrUndefined } from '../fsutil.js';
 import type { Repo } from '../repo.js';
-import { PackFile, parseCommit, parseTree, MODE_TREE, type ObjectType, type TreeEntry, type CommitFields } from './objects.js';
+import { checkTarget } from '../../formats/usv.js';
+import { PackFile, PackWriter, parseCommit, parseTree, MODE_TREE, type ObjectType, type TreeEntry, type CommitFields } from './objects.js';
 
 export const STORE_DIR = 'versions';
 /** the entity file inside an entity's folder */
@@ -27,6 +28,8 @@ export const ENTITY_NAME = '_index.md';
 /** the folder of walnut's own metadata inside a version's tree */
 export const META_DIR = '.walnut';
 export const OID = /^[0-9a-f]{40}$/;
+/** `version create` repacks the store when it holds more packs than this */
+export const MAX_PACKS = 32;
 
 /** What a version says of itself (from its commit). */
 export interface VersionInfo {
@@ -151,6 +154,55 @@ export class VersionStore {
     return path.join(this.gitdir, 'objects', oid.slice(0, 2), oid.slice(2));
   }
 
+  /**
+   * Write one pack with every object the kept versions need (and the commits
+   * of the history, so `git log` still works), then delete the other packs and
+   * leftover temporary files. The caller holds the compaction lease.
+   */
+  repack(): { repacked: number; objects: number } {
+    const old = this.packList();
+    const writer = new PackWriter(this.packDir);
+    const seen = new Set<string>();
+    const visit = (oid: string) => {
+      if (seen.has(oid)) return;
+      seen.add(oid);
+      const o = this.read(oid);
+      writer.add(o.type, o.content, oid);
+      if (o.type === 'commit') visit(parseCommit(o.content).tree);
+      else if (o.type === 'tree') for (const e of parseTree(o.content)) visit(e.oid);
+    };
+    try {
+      for (const id of this.versionIds()) visit(id);
+      for (let c = this.head(); c; ) {
+        const parent: string | undefined = this.readCommit(c).parents[0];
+        if (!seen.has(c)) {
+          seen.add(c);
+          writer.add('commit', this.read(c).content, c);
+        }
+        c = parent && this.has(parent) ? parent : undefined;
+      }
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+    const name = writer.finish();
+    this.close();
+    for (const p of old) {
+      if (p === name) continue;
+      fs.rmSync(path.join(this.packDir, `${p}.idx`), { force: true });
+      fs.rmSync(path.join(this.packDir, `${p}.pack`), { force: true });
+    }
+    const hour = Date.now() - 3_600_000;
+    for (const n of fs.readdirSync(this.packDir)) {
+      const f = path.join(this.packDir, n);
+      if (n.endsWith('.walnut-tmp') && fs.statSync(f).mtimeMs < hour) fs.rmSync(f, { force: true });
+    }
+    this.packs = [];
+    this.packNames.clear();
+    this.refresh();
+    return { repacked: old.length, objects: seen.size };
+  }
+
   // -------------------------------------------------------------------------
   // Versions (refs)
 
@@ -235,6 +287,8 @@ export class VersionStore {
       const slugs = new Map<string, { tree: string; blob?: string }>();
       for (const s of this.readTree(c.oid)) {
         if (s.mode !== MODE_TREE) continue;
+        // names become paths when a version is checked out: refuse `..`, separators, …
+        checkName(id, `${c.name}/${s.name}`);
         slugs.set(s.name, withBlobs ? { tree: s.oid, blob: this.entityBlob(s.oid) } : { tree: s.oid });
       }
       out.set(c.name, slugs);
@@ -259,5 +313,16 @@ export class VersionStore {
       tree = e.oid;
     }
     return undefined;
+  }
+}
+
+function checkName(id: string, target: string): void {
+  try {
+    checkTarget(target);
+  } catch {
+    throw new WalnutError('EBADTREE', `version ${id.slice(0, 12)} holds an entry that is not a valid <collection>/<slug>: ${JSON.stringify(target)}`, {
+      data: { version: id, target },
+      hints: ['the version was not made by walnut or is damaged; do not check it out'],
+    });
   }
 }
