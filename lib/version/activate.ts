@@ -142,7 +142,7 @@ export async function activate(options: ActivateOptions): Promise<ActivateResult
     }
     const health = await healthCheck(repo, store, id, pointer?.version);
     if (health.failures.length > 0 || (health.command && health.command.status !== 0)) {
-      const why = health.failures.length > 0 ? `${health.failures.length} entity file${health.failures.length === 1 ? '' : 's'} do${health.failures.length === 1 ? 'es' : ''} not parse: ${health.failures[0].error}` : `the check command exited with ${health.command!.status}: ${health.command!.output || '(no output)'}`;
+      const why = health.failures.length > 0 ? `${health.failures.length} entity file${health.failures.length === 1 ? '' : 's'} do${health.failures.length === 1 ? 'es' : ''} not parse: ${health.failures[0].error.includes(health.failures[0].file) ? '' : `'${health.failures[0].file}': `}${health.failures[0].error}` : `the check command exited with ${health.command!.status}: ${health.command!.output || '(no output)'}`;
       throw new WalnutError('EUNHEALTHY', `version ${id.slice(0, 12)} failed its health check; not activated: ${why}`, {
         data: { version: id, failures: health.failures.slice(0, 20), command: health.command ?? null },
         hints: health.failures.length > 0 ? ['fix the files (walnut fsck), compact, and create a new version'] : ['see the command in config activate.check'],
