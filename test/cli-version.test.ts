@@ -108,7 +108,7 @@ test('a version differing in k entities writes 3k objects plus a few trees and t
   const packsBefore = packs(data);
   const doc = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
   assert.is(doc.version, 1);
-  assert.ok(doc.created === true);
+  assert.ok(doc.new === true);
   assert.is(doc.parent, v1);
   assert.is(doc.changed, k, 'changed entities');
   assert.is(doc.entities, 60);

@@ -198,6 +198,7 @@ export async function fetchVersion(store: VersionStore, remote: Store, id: strin
     throw new WalnutError('EBADPACK', `the packs of version ${id.slice(0, 12)} on ${remote.url} do not hold its commit`, { data: { url: remote.url, version: id } });
   }
   store.addVersion(id);
+  store.updateShallow();
   return { fetched: true, packs, bytes };
 }
 

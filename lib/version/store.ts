@@ -155,9 +155,9 @@ export class VersionStore {
   }
 
   /**
-   * Write one pack with every object the kept versions need (and the commits
-   * of the history, so `git log` still works), then delete the other packs and
-   * leftover temporary files. The caller holds the compaction lease.
+   * Write one pack with every object the kept versions need, then delete the
+   * other packs and leftover temporary files, and mark where the history is
+   * cut (`shallow`). The caller holds the compaction lease.
    */
   repack(): { repacked: number; objects: number } {
     const old = this.packList();
@@ -173,14 +173,6 @@ export class VersionStore {
     };
     try {
       for (const id of this.versionIds()) visit(id);
-      for (let c = this.head(); c; ) {
-        const parent: string | undefined = this.readCommit(c).parents[0];
-        if (!seen.has(c)) {
-          seen.add(c);
-          writer.add('commit', this.read(c).content, c);
-        }
-        c = parent && this.has(parent) ? parent : undefined;
-      }
     } catch (err) {
       writer.abort();
       throw err;
@@ -200,7 +192,23 @@ export class VersionStore {
     this.packs = [];
     this.packNames.clear();
     this.refresh();
+    this.updateShallow();
     return { repacked: old.length, objects: seen.size };
+  }
+
+  /**
+   * Write `shallow`: the kept versions whose parent commit the store does not
+   * hold (pruned, or never fetched). git then treats them as the first
+   * commits, so `git log` and `git fsck` work on a store with a cut history.
+   */
+  updateShallow(): void {
+    const cut = this.versionIds().filter((id) => {
+      const parent = this.readCommit(id).parents[0];
+      return parent !== undefined && !this.has(parent);
+    });
+    const file = path.join(this.gitdir, 'shallow');
+    if (cut.length === 0) fs.rmSync(file, { force: true });
+    else writeFileAtomic(file, cut.sort().join('\n') + '\n');
   }
 
   // -------------------------------------------------------------------------
