@@ -2,7 +2,9 @@
 // machines' data directories and a directory remote in ./demo-data/, records
 // written on one machine, hand-edited, compacted, pushed, pulled and shown on
 // the other; then two gossip daemons on loopback spread a record in
-// milliseconds. Everything is the real CLI (bin/walnut.js) on real files.
+// milliseconds; a version is published to the remote, checked out on the hub
+// with an atomic switch, and rolled back. Everything is the real CLI
+// (bin/walnut.js) on real files.
 import { spawnSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,6 +54,10 @@ if (has('remote') && has('push') && has('clone')) {
   console.log('\n(push/pull/clone are not built yet: skipping the remote part of the demo)');
 }
 
+if (has('activate') && has('checkout') && fs.existsSync(hub)) {
+  versionDemo();
+}
+
 if (has('gossip') && fs.existsSync(hub)) {
   await gossipDemo();
 } else {
@@ -84,4 +90,23 @@ async function gossipDemo() {
   } finally {
     for (const d of daemons) d.kill('SIGTERM');
   }
+}
+
+/** Publish a version from the Pi, check it out on the hub, roll back. */
+function versionDemo() {
+  const v1 = walnut(pi, ['version', 'create']).trim();
+  walnut(pi, ['activate', v1, '--remote', 'origin']);
+  const site = path.join(base, 'site');
+  walnut(hub, ['checkout', '--active', site, '--remote', 'origin']);
+  console.log(`(the hub reads ${path.relative(root, site)}/current/companies/acme-corp/_index.md:)`);
+  process.stdout.write(fs.readFileSync(path.join(site, 'current', 'companies', 'acme-corp', '_index.md'), 'utf8'));
+  walnut(pi, ['set', 'companies/acme-corp', 'employees', '44']);
+  const v2 = walnut(pi, ['version', 'create']).trim();
+  walnut(pi, ['version', 'diff', v1, v2]);
+  walnut(pi, ['activate', v2, '--remote', 'origin']);
+  walnut(hub, ['active', '--remote', 'origin']);
+  walnut(hub, ['checkout', '--active', site, '--remote', 'origin']);
+  walnut(pi, ['activate', '--previous', '--remote', 'origin']);
+  walnut(hub, ['checkout', '--active', site, '--remote', 'origin']);
+  console.log(`(after the rollback ${path.relative(root, site)}/current -> ${fs.readlinkSync(path.join(site, 'current')).slice(0, 12)}…, the first version again)`);
 }
