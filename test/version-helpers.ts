@@ -75,7 +75,7 @@ export function gitStatus(data: string, args: string[]): { code: number | null; 
 
 /** Entity files of a version as the git CLI reads them: path → bytes (the `.walnut/` metadata left out). */
 export function versionFiles(data: string, id: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
+  const entries: { file: string; oid: string }[] = [];
   const listing = git(data, ['ls-tree', '-r', '-z', id]).toString('utf8');
   for (const line of listing.split('\0')) {
     if (!line) continue;
@@ -84,8 +84,18 @@ export function versionFiles(data: string, id: string): Map<string, Buffer> {
     const file = line.slice(tab + 1);
     assert.is(type, 'blob', `${file} is a blob`);
     assert.is(mode, '100644', `${file} is a plain file`);
-    if (file.startsWith('.walnut/')) continue;
-    out.set(file, git(data, ['cat-file', 'blob', oid]));
+    if (!file.startsWith('.walnut/')) entries.push({ file, oid });
+  }
+  // one `git cat-file --batch` for all the blobs: "<oid> blob <size>\n<content>\n" each
+  const out = new Map<string, Buffer>();
+  const batch = git(data, ['cat-file', '--batch'], { input: entries.map((e) => e.oid).join('\n') + '\n' });
+  let pos = 0;
+  for (const e of entries) {
+    const nl = batch.indexOf(0x0a, pos);
+    const [oid, type, size] = batch.toString('latin1', pos, nl).split(' ');
+    assert.equal([oid, type], [e.oid, 'blob'], `git cat-file --batch answers for ${e.file}`);
+    out.set(e.file, batch.subarray(nl + 1, nl + 1 + Number(size)));
+    pos = nl + 1 + Number(size) + 1;
   }
   return out;
 }
