@@ -49,6 +49,8 @@ async function startup() {
     { name: 'walnut show', argv: walnutArgv('show', 'companies/c-000001') },
     { name: 'walnut status', argv: walnutArgv('status') },
     { name: 'walnut --version', argv: walnutArgv('--version') },
+    // for reference: the same set through yargs (the fast path off; env(1) adds about 1 ms)
+    { name: 'walnut set, yargs path', id: 'set-yargs', argv: ['/usr/bin/env', 'WALNUT_FAST_PATH=0', ...walnutArgv('set', 'companies/c-000001', 'city', 'Lisbon')] },
   ];
   log(`startup: ${commands.length} commands × ${runs} runs with ${hyperfine ? 'hyperfine' : 'an own loop'}`);
   const { tool, results } = timeCommands(commands, { runs, warmup: 3, cwd: dir, env: walnutEnv(), hyperfine });
@@ -56,8 +58,8 @@ async function startup() {
   const show = (x) => `${round(x.median)} ms (p90 ${round(x.p90)})`;
   const common = (x) => ({ tool, command: x.command, runs: x.n, median: round(x.median, 2), p90: round(x.p90, 2), mean: round(x.mean, 2), min: round(x.min, 2), max: round(x.max, 2), ...(x.cpuMean ? { cpuMean: round(x.cpuMean, 2) } : {}) });
   r({ id: 'node-e-0', figure: '`node -e 0` wall time (baseline, same run)', value: round(base.median, 2), unit: 'ms', text: show(base), details: common(base) });
-  for (const x of rest) {
-    const id = x.name.replace(/^walnut -*/, '');
+  for (const [i, x] of rest.entries()) {
+    const id = commands[i + 1].id ?? x.name.replace(/^walnut -*/, '');
     const ratio = x.median / base.median;
     r({ id, figure: `\`${x.name}\` wall time`, value: round(x.median, 2), unit: 'ms', text: `${show(x)}, ${round(ratio, 2)}× node`, details: { ...common(x), ratioToNode: round(ratio, 3), ratioP90: round(x.p90 / base.p90, 3) } });
   }
@@ -113,7 +115,7 @@ async function batch() {
   const best = gen.lines / (m.wall.min / 1000);
   const goal = 500_000;
   const perCpu = m.cpu ? gen.lines / (m.cpu.median / 1000) : undefined;
-  const details = { records: gen.lines, inputBytes: gen.bytes, journalBytes, wallMs: m.runs.map((x) => round(x.wallMs)), cpuMs: m.runs.map((x) => x.cpuMs), bestRecordsPerS: Math.round(best), ...(perCpu ? { recordsPerCpuSecond: Math.round(perCpu) } : {}), rssMethod: m.rssMethod, command: 'walnut set --batch --json < batch.ndjson (fsync every MiB and at the end)' };
+  const details = { records: gen.lines, inputBytes: gen.bytes, journalBytes, wallMs: m.runs.map((x) => round(x.wallMs)), cpuMs: m.runs.map((x) => x.cpuMs), bestRecordsPerS: Math.round(best), ...(perCpu ? { recordsPerCpuSecond: Math.round(perCpu) } : {}), rssMethod: m.rssMethod, command: 'walnut set --batch --json < batch.ndjson (an fsync started in the background after each MiB written, and one at the end)' };
   if (rate < goal) {
     log(`batch: ${fmt(rate)} records/s misses the goal of ${fmt(goal)}; profiling one run (unbundled dist/cmd/_main.js)`);
     const dir = initDataDir(path.join(tmp.dir, 'batch-prof'));
