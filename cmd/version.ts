@@ -67,7 +67,7 @@ export const version: Command<{ action: string; a?: string; b?: string; wait?: s
         const id = store.resolve(argv.a!);
         const v = store.info(id);
         const listing = store.listing(id);
-        const collections = Object.fromEntries([...listing].map(([c, s]) => [c, s.size]));
+        const collections = Object.fromEntries([...listing].map(([c, s]) => [c, s.length]));
         if (out.json) out.jsonDoc({ ...v, active: id === active?.version, collections });
         else {
           out.data(`version    ${v.id}${id === active?.version ? '  (active)' : ''}`);

@@ -240,8 +240,13 @@ export async function watchActive(
       onError?.(err as Error);
     }
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, interval);
-      signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      const wake = () => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      const t = setTimeout(wake, interval);
+      signal.addEventListener('abort', wake, { once: true });
     });
   }
 }

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { WalnutError } from '../errors.js';
-import { writeFileAtomic, fsyncDir, readFileOrUndefined } from '../fsutil.js';
+import { writeFileAtomic, fsyncDir, readFileOrUndefined, TEMP_SUFFIX } from '../fsutil.js';
 import { VersionStore, ENTITY_NAME, OID, type Listing } from './store.js';
 import { diffListings, type EntityDelta } from './diff.js';
 
@@ -102,11 +102,16 @@ export function currentOf(dir: string): string | undefined {
 function prepareDir(dir: string): void {
   if (fs.existsSync(dir)) {
     if (!fs.statSync(dir).isDirectory()) throw notCheckoutDir(dir, 'it is not a folder');
-    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.trash-') || n.startsWith('.current-') || n.startsWith(STATE_FILE)));
+    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.trash-') || n.startsWith('.current-') || n.startsWith(STATE_FILE) || ours(n)));
     if (foreign.length > 0) throw notCheckoutDir(dir, `it holds other files (${foreign.slice(0, 3).join(', ')})`);
   } else {
     fs.mkdirSync(dir, { recursive: true });
   }
+}
+
+/** A temporary file of the state file's atomic replace (`.<name>.<random>.walnut-tmp`). */
+function ours(name: string): boolean {
+  return name.startsWith(`.${STATE_FILE}.`) && name.endsWith(TEMP_SUFFIX);
 }
 
 function notCheckoutDir(dir: string, why: string): WalnutError {
@@ -122,7 +127,7 @@ function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
   const grace = options.grace ?? DEFAULT_GRACE_MS;
   const keepPrevious = options.keepPrevious ?? true;
   // leftovers of a killed run
-  for (const n of fs.readdirSync(dir)) if (n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith('.trash-')) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  for (const n of fs.readdirSync(dir)) if (n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith('.trash-') || ours(n)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
   const state = readState(dir);
   const cur = currentOf(dir);
   if (cur !== state.current) {
@@ -255,23 +260,24 @@ function writeEntity(store: VersionStore, folder: string, folderTree: string, wr
 
 /** A new tree: unchanged entities hard-linked from the current tree, the others written. */
 function linkTree(store: VersionStore, from: string, root: string, base: Listing, target: Listing, written: string[], result: CheckoutResult): void {
-  for (const [collection, slugs] of target) {
+  const changed = new Set<string>();
+  for (const d of diffListings(base, target)) if (d.to) changed.add(`${d.collection}/${d.slug}`);
+  for (const [collection, folders] of target) {
     const cdir = path.join(root, collection);
     fs.mkdirSync(cdir);
-    const old = base.get(collection);
-    for (const [slug, e] of slugs) {
-      const folder = path.join(cdir, slug);
+    for (const e of folders) {
+      const folder = path.join(cdir, e.name);
       fs.mkdirSync(folder);
-      if (old?.get(slug)?.tree === e.tree) {
+      if (!changed.has(`${collection}/${e.name}`)) {
         try {
-          fs.linkSync(path.join(from, collection, slug, ENTITY_NAME), path.join(folder, ENTITY_NAME));
+          fs.linkSync(path.join(from, collection, e.name, ENTITY_NAME), path.join(folder, ENTITY_NAME));
           result.linked++;
           continue;
         } catch {
           // no hard links here (or the file is gone): write it
         }
       }
-      writeEntity(store, folder, e.tree, written);
+      writeEntity(store, folder, e.oid, written);
       result.written++;
     }
   }

@@ -17,7 +17,7 @@ import { blobId } from '../hash.js';
 import type { Repo } from '../repo.js';
 import { withLease } from '../lease.js';
 import { readCheckpoint, EntityIndex, type IndexEntry, type FieldStamp } from '../state.js';
-import { PackWriter, objectId, treeBytes, uniformTreeBytes, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
+import { PackWriter, objectId, folderTreeId, textBlobId, treeBytes, uniformTreeBytes, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
 import { VersionStore, ENTITY_NAME, META_DIR, MAX_PACKS, type VersionInfo } from './store.js';
 
 export const CREATE_CRASH_POINTS = ['version:after-pack', 'version:after-ref'] as const;
@@ -122,18 +122,17 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
       for (const slug of slugs) {
         const e = slugsMap.get(slug)!;
         // deleted entities keep their stamps (an older record must still lose), but have no folder
-        const stamps = Buffer.from(stampsText(e.stamps), 'utf8');
-        const stampOid = objectId('blob', stamps);
-        if (prevStamps?.get(slug) !== stampOid) put('blob', stamps, stampOid);
+        const stamps = stampsText(e.stamps);
+        const stampOid = textBlobId(stamps);
+        if (prevStamps?.get(slug) !== stampOid) put('blob', Buffer.from(stamps, 'utf8'), stampOid);
         stampOids.push(stampOid);
         if (!e.blob) continue;
-        const folder = folderTree(e.blob);
-        const folderOid = objectId('tree', folder);
+        const folderOid = folderTreeId(e.blob);
         if (prevFolders?.get(slug) !== folderOid) {
           changed++;
           if (!pack.holds(folderOid) && !store.has(folderOid)) {
             if (!pack.holds(e.blob) && !store.has(e.blob)) pack.add('blob', entityContent(repo, collection, slug, e.blob), e.blob);
-            pack.add('tree', folder, folderOid);
+            pack.add('tree', folderTree(e.blob), folderOid);
           }
         }
         live.set(slug, folderOid);

@@ -19,19 +19,38 @@ export interface EntityDelta {
 /** Entities that differ between two listings (`from` undefined: every entity of `to` is added). */
 export function diffListings(from: Listing | undefined, to: Listing): EntityDelta[] {
   const out: EntityDelta[] = [];
-  for (const [collection, slugs] of to) {
-    const old = from?.get(collection);
-    for (const [slug, e] of slugs) {
-      const o = old?.get(slug);
-      if (!o) out.push({ collection, slug, to: e.tree });
-      else if (o.tree !== e.tree) out.push({ collection, slug, from: o.tree, to: e.tree });
+  for (const [collection, now] of to) {
+    const old = from?.get(collection) ?? [];
+    // both lists are in git tree order: one merge walk, no maps
+    let i = 0;
+    let j = 0;
+    while (i < old.length || j < now.length) {
+      const o = old[i];
+      const n = now[j];
+      const c = !o ? 1 : !n ? -1 : o.name === n.name ? 0 : folderOrder(o.name, n.name);
+      if (c === 0) {
+        if (o.oid !== n.oid) out.push({ collection, slug: n.name, from: o.oid, to: n.oid });
+        i++;
+        j++;
+      } else if (c < 0) {
+        out.push({ collection, slug: o.name, from: o.oid });
+        i++;
+      } else {
+        out.push({ collection, slug: n.name, to: n.oid });
+        j++;
+      }
     }
   }
-  for (const [collection, slugs] of from ?? []) {
-    const now = to.get(collection);
-    for (const [slug, e] of slugs) if (!now?.has(slug)) out.push({ collection, slug, from: e.tree });
+  for (const [collection, old] of from ?? []) {
+    if (to.has(collection)) continue;
+    for (const o of old) out.push({ collection, slug: o.name, from: o.oid });
   }
   return out;
+}
+
+/** git's order of two folder entries: by bytes of `name/`. */
+function folderOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a + '/'), Buffer.from(b + '/'));
 }
 
 export interface FieldDiff {

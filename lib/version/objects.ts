@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { fsyncDir, TEMP_SUFFIX } from '../fsutil.js';
 
 export type ObjectType = 'blob' | 'tree' | 'commit';
@@ -33,6 +33,22 @@ export interface TreeEntry {
 /** The object id (SHA-1 of `<type> <size>\0<content>`) of some content. */
 export function objectId(type: ObjectType, content: Uint8Array): string {
   return createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest('hex');
+}
+
+/** The object id of a blob holding `text` (UTF-8), without building a Buffer. */
+export function textBlobId(text: string): string {
+  return crypto.hash('sha1', `blob ${Buffer.byteLength(text)}\0${text}`);
+}
+
+// "tree 45\0100644 _index.md\0" followed by the 20 bytes of the blob id
+const FOLDER_HEAD = Buffer.from('tree 37\x00100644 _index.md\x00', 'latin1');
+const folderScratch = Buffer.alloc(FOLDER_HEAD.length + 20);
+FOLDER_HEAD.copy(folderScratch);
+
+/** The id of the tree of an entity folder holding only `_index.md` with blob `blob` (hot: once per entity). */
+export function folderTreeId(blob: string): string {
+  folderScratch.write(blob, FOLDER_HEAD.length, 'hex');
+  return crypto.hash('sha1', folderScratch);
 }
 
 /** A tree object's content; entries are sorted the way git sorts them (a folder compares as `name/`). */
@@ -71,8 +87,11 @@ export function uniformTreeBytes(names: string[], oids: string[], mode: typeof M
  */
 export function sortNames(names: string[], mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): string[] {
   const suffix = mode === MODE_TREE ? '/' : '';
-  const ascii = names.every((n) => /^[\x20-\x7e]*$/.test(n));
-  if (ascii) return names.sort((a, b) => (a + suffix < b + suffix ? -1 : a + suffix > b + suffix ? 1 : 0));
+  // UTF-16 order equals byte order for text without surrogate pairs; keys made once
+  if (!names.some((n) => /[\ud800-\udfff]/.test(n))) {
+    const keys = names.map((n) => n + suffix).sort();
+    return suffix ? keys.map((k) => k.slice(0, -1)) : keys;
+  }
   return names.sort((a, b) => Buffer.compare(Buffer.from(a + suffix), Buffer.from(b + suffix)));
 }
 

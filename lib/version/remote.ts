@@ -330,19 +330,22 @@ export async function bootstrapFromActive(repo: Repo, remote: Store): Promise<{ 
     const stampsOf = new Map<string, Map<string, string>>();
     for (const c of stampsEntry ? store.readTree(stampsEntry.oid) : []) stampsOf.set(c.name, new Map(store.readTree(c.oid).map((e) => [e.name, e.oid])));
     const seen = new Set<string>();
-    for (const [collection, slugs] of store.listing(id, { withBlobs: true })) {
-      for (const [slug, e] of slugs) {
+    for (const [collection, folders] of store.listing(id)) {
+      for (const e of folders) {
+        const slug = e.name;
         const target = `${collection}/${slug}`;
         checkTarget(target);
+        const blob = store.entityBlob(e.oid);
+        if (!blob) continue;
         const folder = path.join(repo.root, collection, slug);
         fs.mkdirSync(folder, { recursive: true });
         const file = path.join(folder, ENTITY_NAME);
-        const content = store.readBlob(e.blob!);
+        const content = store.readBlob(blob);
         fs.writeFileSync(file, content);
         written.push(file);
         const st = fs.statSync(file);
         const sOid = stampsOf.get(collection)?.get(slug);
-        index.set(target, { blob: e.blob!, size: st.size, mtimeMs: st.mtimeMs, stamps: parseStamps(sOid ? store.readBlob(sOid).toString('utf8') : ''), generation: 1 });
+        index.set(target, { blob, size: st.size, mtimeMs: st.mtimeMs, stamps: parseStamps(sOid ? store.readBlob(sOid).toString('utf8') : ''), generation: 1 });
         seen.add(target);
         entities++;
       }

@@ -43,8 +43,11 @@ export interface VersionInfo {
   generation: number;
 }
 
-/** The entities of a version: collection → slug → (entity folder tree id, file blob id). */
-export type Listing = Map<string, Map<string, { tree: string; blob?: string }>>;
+/**
+ * The entities of a version: collection → its entity folders (name = slug,
+ * oid = the folder's tree), in the order of the git tree.
+ */
+export type Listing = Map<string, TreeEntry[]>;
 
 export class VersionStore {
   readonly gitdir: string;
@@ -286,20 +289,16 @@ export class VersionStore {
   // -------------------------------------------------------------------------
   // Trees of a version
 
-  /** The entities of a version, by collection (blob ids resolved only when `withBlobs`). */
-  listing(id: string, { withBlobs = false }: { withBlobs?: boolean } = {}): Listing {
+  /** The entities of a version, by collection. */
+  listing(id: string): Listing {
     const root = this.readTree(this.readCommit(id).tree);
     const out: Listing = new Map();
     for (const c of root) {
       if (c.mode !== MODE_TREE || c.name === META_DIR) continue;
-      const slugs = new Map<string, { tree: string; blob?: string }>();
-      for (const s of this.readTree(c.oid)) {
-        if (s.mode !== MODE_TREE) continue;
-        // names become paths when a version is checked out: refuse `..`, separators, …
-        checkName(id, `${c.name}/${s.name}`);
-        slugs.set(s.name, withBlobs ? { tree: s.oid, blob: this.entityBlob(s.oid) } : { tree: s.oid });
-      }
-      out.set(c.name, slugs);
+      const folders = this.readTree(c.oid).filter((s) => s.mode === MODE_TREE);
+      // names become paths when a version is checked out: refuse `..`, separators, …
+      for (const s of folders) checkName(id, c.name, s.name);
+      out.set(c.name, folders);
     }
     return out;
   }
@@ -324,7 +323,11 @@ export class VersionStore {
   }
 }
 
-function checkName(id: string, target: string): void {
+const NAME_OK = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$/;
+
+function checkName(id: string, collection: string, slug: string): void {
+  if (NAME_OK.test(slug) && NAME_OK.test(collection) && slug.length + collection.length < 129) return; // the common case, without building a target
+  const target = `${collection}/${slug}`;
   try {
     checkTarget(target);
   } catch {
