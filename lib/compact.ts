@@ -27,7 +27,7 @@ import { FormatError } from './errors.js';
 import { Clock, type ClockOptions, type AheadReport } from './clock.js';
 import { scanSegment, SegmentWriter, type ReadIssue } from './journal.js';
 import { withLease } from './lease.js';
-import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stableJson, type Checkpoint, type FieldStamp, type IndexEntry } from './state.js';
+import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stableJson, type Checkpoint, type FieldStamp } from './state.js';
 import { recordEdits, fileFields, readFileChange, type BrokenFile } from './record.js';
 import { allSegments, entityFile } from './view.js';
 import { blobId } from './hash.js';
@@ -149,11 +149,19 @@ interface WriteJob {
 }
 
 async function compactLocked(options: CompactOptions, check: () => void): Promise<CompactResult> {
+  if (options.gitBase && !options.dryRun) await restoreGitBases({ repo: options.repo, rev: options.gitBase });
+  const cp = readCheckpoint(options.repo);
+  const index = EntityIndex.load(options.repo, cp.generation);
+  try {
+    return await compactIndexed(options, check, cp, index);
+  } finally {
+    index.close();
+  }
+}
+
+async function compactIndexed(options: CompactOptions, check: () => void, cp: Checkpoint, index: EntityIndex): Promise<CompactResult> {
   const { repo, dryRun = false, onProgress, crashPoint = () => {}, passBytes = DEFAULT_PASS_BYTES, concurrency = 8, listLimit = 1000 } = options;
-  if (options.gitBase && !dryRun) await restoreGitBases({ repo, rev: options.gitBase });
-  const cp = readCheckpoint(repo);
   const generation = cp.generation + 1;
-  const index = EntityIndex.load(repo, cp.generation);
   if (!dryRun) index.tidy();
   const clock = Clock.load(repo, options.clock);
   const result: CompactResult = {
@@ -206,6 +214,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   if (pendingBytes === 0 && rec.records.length === 0 && rec.adopted.length === 0 && deferred.size === 0 && Object.keys(cp.segments).length === spans.length) {
     result.idle = true;
     result.generation = cp.generation;
+    if (!dryRun) index.saveStats(cp.generation); // files checked by hashing, or a merged index
     return result;
   }
 
@@ -270,10 +279,9 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
         index.save();
         crashPoint('compact:after-index');
         for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
-        await writeFiles(writes, concurrency, index, generation, crashPoint, onProgress);
+        await writeFiles(writes, concurrency, index, crashPoint, onProgress);
         crashPoint('compact:after-writes');
         check();
-        index.save(); // sizes and mtimes of the written files (the stat shortcut)
       }
       trash.length = 0;
       writes.length = 0;
@@ -292,6 +300,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
   }
   writeCheckpoint(repo, next);
   crashPoint('compact:after-checkpoint');
+  index.saveStats(generation);
   clock.save();
   if (result.records > 0) {
     const writer = new SegmentWriter(repo.wal, 'always');
@@ -454,9 +463,12 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       else result.updated++;
     }
     if (!dryRun) {
-      // the blob of what is on disk (an interrupted run may have written it already)
-      const blob = newText !== undefined ? blobId(newText) : text !== undefined ? blobId(text) : '';
-      index.set(target, { blob, size: entry?.size ?? 0, mtimeMs: entry?.mtimeMs ?? 0, stamps, generation });
+      // the blob of what is on disk (an interrupted run may have written it already);
+      // a file about to be written: its size, and mtime 0 until the stat cache has it
+      const onDisk = newText ?? text;
+      const blob = onDisk !== undefined ? blobId(onDisk) : '';
+      const st = newText === undefined && blob && blob === entry?.blob ? (index.statOf(target) ?? [entry.size, entry.mtimeMs]) : undefined;
+      index.set(target, { blob, size: st ? st[0] : onDisk !== undefined ? Buffer.byteLength(onDisk) : 0, mtimeMs: st ? st[1] : 0, stamps, generation });
     }
   }
   if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
@@ -480,7 +492,7 @@ function moveToTrash(repo: Repo, target: string, file: string, generation: numbe
   }
 }
 
-async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIndex, generation: number, crashPoint: (name: string) => void, onProgress?: (p: CompactProgress) => void): Promise<void> {
+async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIndex, crashPoint: (name: string) => void, onProgress?: (p: CompactProgress) => void): Promise<void> {
   let next = 0;
   let done = 0;
   const worker = async () => {
@@ -503,8 +515,7 @@ async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIn
         await dir.close();
       }
       const st = await fs.promises.stat(job.file);
-      const entry = index.get(job.target) as IndexEntry;
-      index.set(job.target, { ...entry, size: st.size, mtimeMs: Math.round(st.mtimeMs), generation });
+      index.noteStat(job.target, st.size, st.mtimeMs); // the stat shortcut (stat cache, written after the checkpoint)
       if (++done === 1) crashPoint('compact:after-first-write');
       if (done % 1000 === 0) onProgress?.({ phase: 'write', done, total: jobs.length });
     }
@@ -549,12 +560,17 @@ export async function record({ repo, clock: clockOptions, wait = 0, stale, dryRu
     const cp = readCheckpoint(repo);
     const generation = cp.generation + 1;
     const index = EntityIndex.load(repo, cp.generation);
-    const clock = Clock.load(repo, clockOptions);
-    const result = recordEdits({ repo, index, clock, generation, dryRun });
-    if (!dryRun && index.pending > 0) {
-      index.save();
-      writeCheckpoint(repo, { ...cp, generation });
+    try {
+      const clock = Clock.load(repo, clockOptions);
+      const result = recordEdits({ repo, index, clock, generation, dryRun });
+      if (!dryRun && index.pending > 0) {
+        index.save();
+        writeCheckpoint(repo, { ...cp, generation });
+        index.saveStats(generation);
+      } else if (!dryRun) index.saveStats(cp.generation);
+      return result;
+    } finally {
+      index.close();
     }
-    return result;
   });
 }

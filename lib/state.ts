@@ -6,20 +6,26 @@
  *   generation number that grows with every compaction;
  * - the entity index (`.walnut/index`): per entity, the git blob id, size and
  *   mtime of the file as walnut last wrote or recorded it, and per field the
- *   stamp of the record whose value the file holds. It is a log: lines are
- *   appended, the last line of an entity wins, and the file is rewritten
- *   when it has grown to twice its live size. A line carries the generation
- *   it was written for; lines newer than the checkpoint belong to a
- *   compaction that did not finish and are rolled back on load (their blob is
- *   still accepted as "written by walnut", so a crash is never taken for a
- *   hand edit).
+ *   stamp of the record whose value the file holds. A sorted *base* (one line
+ *   per entity, with a sparse key directory, so a lookup reads a few KiB)
+ *   followed by a *log* of lines appended since; the last line of an entity
+ *   wins. The log is merged into a new base when it has grown to a quarter of
+ *   the base. A line carries the generation it was written for; lines newer
+ *   than the checkpoint belong to a compaction that did not finish and are
+ *   rolled back on load (their blob is still accepted as "written by
+ *   walnut", so a crash is never taken for a hand edit);
+ * - the stat cache (`.walnut/stat`): size and mtime of every live entity
+ *   file, sorted, so finding hand edits costs one `stat` per file and no
+ *   index lookup. A cache: checked against the checkpoint generation and the
+ *   index it was written with, rebuilt from the index when it does not match.
  *
  * See formats/state.md.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic, readFileOrUndefined, fsyncDir } from './fsutil.js';
+import { writeFileAtomic, readFileOrUndefined, fsyncDir, TEMP_SUFFIX } from './fsutil.js';
+import { WalnutError } from './errors.js';
 import type { Repo } from './repo.js';
 
 export const TAIL_HASH_BYTES = 4096;
@@ -86,8 +92,6 @@ export interface FieldStamp {
   vhash: string;
 }
 
-const HEADER = 'walnut-index 1\n';
-
 /** Hash of a field value (stable JSON), to tell which keys a hand edit changed. */
 export function valueHash(value: unknown): string {
   return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 12);
@@ -117,118 +121,415 @@ function parseLine(line: string): { target: string; entry: IndexEntry } | undefi
   return { target, entry: { blob, size: Number(size), mtimeMs: Number(mtimeMs), stamps, generation: Number(generation) } };
 }
 
+/** An index line without its newline. */
 function formatLine(target: string, e: IndexEntry): string {
   const stamps = [...e.stamps].map(([f, s]) => f + '\x1e' + s.stamp + '\x1e' + s.vhash).join('\x1f');
-  return `${target}\t${e.generation}\t${e.blob}\t${e.size}\t${Math.round(e.mtimeMs)}\t${stamps}\n`;
+  return `${target}\t${e.generation}\t${e.blob}\t${e.size}\t${Math.round(e.mtimeMs)}\t${stamps}`;
 }
 
+/** The columns of a line before its stamps: target, generation, blob, size, mtime (no stamp parsing). */
+function lineHead(line: string): { target: string; generation: number; blob: string; size: number; mtimeMs: number; rest: number } | undefined {
+  const t1 = line.indexOf('\t');
+  const t2 = line.indexOf('\t', t1 + 1);
+  const t3 = line.indexOf('\t', t2 + 1);
+  const t4 = line.indexOf('\t', t3 + 1);
+  const t5 = line.indexOf('\t', t4 + 1);
+  if (t1 <= 0 || t5 < 0) return undefined;
+  return { target: line.slice(0, t1), generation: Number(line.slice(t1 + 1, t2)), blob: line.slice(t2 + 1, t3), size: Number(line.slice(t3 + 1, t4)), mtimeMs: Number(line.slice(t4 + 1, t5)), rest: t5 };
+}
+
+const V1_HEADER = 'walnut-index 1\n';
+const V2_TAG = 'walnut-index 2';
+const NUM_WIDTH = 16;
+/** `walnut-index 2 <base end> <keys end> <base lines>\n`, the numbers zero-padded to 16 digits */
+const V2_HEADER_BYTES = V2_TAG.length + 3 * (1 + NUM_WIDTH) + 1;
+/** a key is written for the first line starting this many bytes after the previous key */
+const KEY_SPACING = 4096;
+const CHUNK = 1 << 20;
+const NL = 0x0a;
+const TAB = 0x09;
+
+function v2Header(baseEnd: number, keysEnd: number, lines: number): string {
+  const n = (x: number) => String(x).padStart(NUM_WIDTH, '0');
+  return `${V2_TAG} ${n(baseEnd)} ${n(keysEnd)} ${n(lines)}\n`;
+}
+
+/** Where a line is in the index file (`len` without the newline). */
+interface Loc {
+  off: number;
+  len: number;
+}
+
+/** Closes the file descriptors of indexes nobody closed (long-running processes). */
+const finalizer = new FinalizationRegistry<{ fds: number[] }>(({ fds }) => {
+  for (const fd of fds) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+});
+
+/** Consolidation thresholds (exported for tests). */
+export const INDEX_LIMITS = {
+  /** merge the log into the base when it holds more than this many lines … */
+  logLines: 1000,
+  /** … and more bytes than this fraction of the base */
+  logFraction: 0.25,
+};
+
 /**
- * The entity index. Lines are kept as text and parsed only for the entities
- * a command touches.
+ * The entity index. The base is read only where a lookup needs it; the log
+ * (lines appended since the base was written) is read once, keeping only
+ * where each entity's last committed line is.
  */
 export class EntityIndex {
-  private lines = new Map<string, string>();
+  private fd: number | undefined;
+  private wfd: number | undefined;
+  private readonly fds: { fds: number[] } = { fds: [] };
+  private ino = 0;
+  /** 0: no file, 1: log only (format 1), 2: base + log */
+  private version = 0;
+  private baseEnd = 0;
+  private keysEnd = 0;
+  private keys?: { targets: string[]; offsets: number[] };
+  /** end of the last complete line: where the next line goes */
+  private end = 0;
+  /** bytes after `end` (a torn last line), cut before the next append */
+  private torn = false;
+  private logStart = 0;
+  private logLines = 0;
+  /** committed log lines: the last line of each target */
+  private log = new Map<string, Loc>();
   /** blobs of lines rolled back (an unfinished compaction may have written those files) */
   private rolledBack = new Map<string, Set<string>>();
   /** changed entries, already formatted (compact in memory) */
   private dirty = new Map<string, string>();
-  private lineCount = 0;
+  private group?: { off: number; end: number; buf: Buffer };
+  private stats?: FileStats;
+  private statsState: 'unknown' | 'loaded' | 'rebuilt' = 'unknown';
+  private statsDirty = false;
+  /** stat changes made before the stat cache was read */
+  private statPending = new Map<string, [number, number] | null>();
 
-  private constructor(private readonly file: string) {}
+  private constructor(
+    private readonly file: string,
+    private readonly generation: number,
+  ) {
+    finalizer.register(this, this.fds, this);
+  }
 
   /**
-   * Load the index, rolling back lines newer than the checkpoint generation.
+   * Open the index, rolling back lines newer than the checkpoint generation.
+   * Reads the log part; the base is read only for the entities looked up.
+   * @param repo - the repository
+   * @param generation - the committed generation (the checkpoint's)
+   * @throws WalnutError `EINDEX` when the file is damaged
    * @example const index = EntityIndex.load(repo, readCheckpoint(repo).generation)
    */
   static load(repo: Repo, generation: number): EntityIndex {
-    const index = new EntityIndex(path.join(repo.dir, 'index'));
-    // Read in chunks, one independent string per line: a substring of one big
-    // string would keep the whole log (up to twice the live size) in memory.
-    let fd: number;
-    try {
-      fd = fs.openSync(index.file, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return index;
-      throw err;
-    }
-    try {
-      let buf = Buffer.allocUnsafe(1 << 20);
-      let have = 0;
-      let first = true;
-      for (;;) {
-        if (have === buf.length) {
-          const bigger = Buffer.allocUnsafe(buf.length * 2);
-          buf.copy(bigger, 0, 0, have);
-          buf = bigger;
-        }
-        const n = fs.readSync(fd, buf, have, buf.length - have, null);
-        have += n;
-        let pos = 0;
-        for (let nl = buf.indexOf(0x0a, pos); nl !== -1 && nl < have; nl = buf.indexOf(0x0a, pos)) {
-          const line = buf.toString('utf8', pos, nl);
-          pos = nl + 1;
-          if (first) {
-            first = false;
-            if (line + '\n' === HEADER) continue;
-          }
-          index.addLine(line, generation);
-        }
-        buf.copy(buf, 0, pos, have);
-        have -= pos;
-        if (n === 0) break; // a torn last line (no newline) was never fsynced: ignored
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    const index = new EntityIndex(path.join(repo.dir, 'index'), generation);
+    index.open();
     return index;
   }
 
-  private addLine(line: string, generation: number): void {
-    const tab = line.indexOf('\t');
-    if (tab <= 0) return;
-    const target = line.slice(0, tab);
-    const genEnd = line.indexOf('\t', tab + 1);
-    const gen = Number(line.slice(tab + 1, genEnd));
-    this.lineCount++;
-    if (gen > generation) {
-      const parsed = parseLine(line);
-      if (parsed) {
-        const blobs = this.rolledBack.get(target) ?? new Set<string>();
-        blobs.add(parsed.entry.blob);
-        this.rolledBack.set(target, blobs);
-      }
-      return;
+  private open(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
     }
-    this.lines.set(target, line);
+    this.fd = fd;
+    this.fds.fds.push(fd);
+    const st = fs.fstatSync(fd);
+    this.ino = st.ino;
+    const head = Buffer.alloc(Math.min(V2_HEADER_BYTES, st.size));
+    fs.readSync(fd, head, 0, head.length, 0);
+    const text = head.toString('latin1');
+    if (text.startsWith(V2_TAG + ' ')) {
+      if (head.length < V2_HEADER_BYTES || !text.endsWith('\n')) return this.tornHeader();
+      const [, , baseEnd, keysEnd, lines] = text.trimEnd().split(' ');
+      this.version = 2;
+      this.baseEnd = Number(baseEnd);
+      this.keysEnd = Number(keysEnd);
+      void lines;
+      if (!(this.baseEnd >= V2_HEADER_BYTES && this.keysEnd >= this.baseEnd && this.keysEnd <= st.size)) {
+        throw new WalnutError('EINDEX', `cannot read '.walnut/index': its header says ${this.keysEnd} bytes of base, the file has ${st.size}`, {
+          data: { file: this.file },
+          hints: ["move '.walnut/index' aside and run 'walnut compact': the files are adopted as they are (run 'walnut record' first if some were edited by hand)"],
+        });
+      }
+      this.logStart = this.keysEnd;
+    } else if (text.startsWith(V1_HEADER)) {
+      this.version = 1;
+      this.logStart = V1_HEADER.length;
+    } else if (V1_HEADER.startsWith(text) || V2_TAG.startsWith(text)) {
+      return this.tornHeader();
+    } else {
+      this.version = 1; // format 1 without a header line
+      this.logStart = 0;
+    }
+    this.readLog(st.size);
   }
 
+  /** A header torn when the file was created: nothing was ever committed in it. */
+  private tornHeader(): void {
+    this.version = 0;
+    this.end = 0;
+    this.torn = true;
+  }
+
+  /** Read the log: where each target's last committed line is, and the blobs of rolled-back lines. */
+  private readLog(size: number): void {
+    const fd = this.fd!;
+    let buf = Buffer.allocUnsafe(CHUNK);
+    let have = 0;
+    let bufStart = this.logStart; // file offset of buf[0]
+    let pos = this.logStart;
+    for (;;) {
+      if (have === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      const n = pos < size ? fs.readSync(fd, buf, have, Math.min(buf.length - have, size - pos), pos) : 0;
+      pos += n;
+      have += n;
+      let at = 0;
+      for (let nl = buf.indexOf(NL, at); nl !== -1 && nl < have; nl = buf.indexOf(NL, at)) {
+        this.addLogLine(buf, at, nl, bufStart + at);
+        at = nl + 1;
+      }
+      buf.copy(buf, 0, at, have);
+      have -= at;
+      bufStart += at;
+      if (n === 0) break;
+    }
+    this.end = bufStart;
+    this.torn = have > 0; // a torn last line (no newline) was never fsynced: ignored, cut before the next append
+  }
+
+  private addLogLine(buf: Buffer, from: number, to: number, off: number): void {
+    const tab = buf.indexOf(TAB, from);
+    if (tab <= from || tab >= to) return;
+    const target = buf.toString('utf8', from, tab);
+    let gen = 0;
+    let i = tab + 1;
+    for (; i < to && buf[i] !== TAB; i++) gen = gen * 10 + (buf[i] - 0x30);
+    this.logLines++;
+    if (gen > this.generation) {
+      const blobEnd = buf.indexOf(TAB, i + 1);
+      if (blobEnd > i && blobEnd < to) this.rollBack(target, buf.toString('latin1', i + 1, blobEnd));
+      return;
+    }
+    this.log.set(target, { off, len: to - from });
+  }
+
+  private rollBack(target: string, blob: string): void {
+    const blobs = this.rolledBack.get(target) ?? new Set<string>();
+    blobs.add(blob);
+    this.rolledBack.set(target, blobs);
+  }
+
+  private readAt(off: number, len: number): Buffer {
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const n = fs.readSync(this.fd!, buf, got, len - got, off + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === len ? buf : buf.subarray(0, got);
+  }
+
+  private loadKeys(): { targets: string[]; offsets: number[] } {
+    if (this.keys) return this.keys;
+    const keys = { targets: [] as string[], offsets: [] as number[] };
+    if (this.keysEnd > this.baseEnd) {
+      const text = this.readAt(this.baseEnd, this.keysEnd - this.baseEnd).toString('utf8');
+      for (let at = 0; at < text.length; ) {
+        let nl = text.indexOf('\n', at);
+        if (nl < 0) nl = text.length;
+        const t2 = text.indexOf('\t', at + 1);
+        keys.offsets.push(Number(text.slice(at + 1, t2)));
+        keys.targets.push(text.slice(t2 + 1, nl));
+        at = nl + 1;
+      }
+    }
+    return (this.keys = keys);
+  }
+
+  /** The base line of a target (committed or not), by the key directory and one read. */
+  private baseLine(target: string): string | undefined {
+    if (this.version !== 2 || this.baseEnd <= V2_HEADER_BYTES) return undefined;
+    const { targets, offsets } = this.loadKeys();
+    let lo = 0;
+    let hi = targets.length - 1;
+    let k = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (targets[mid] <= target) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (k < 0) return undefined;
+    const off = offsets[k];
+    const end = k + 1 < offsets.length ? offsets[k + 1] : this.baseEnd;
+    if (!this.group || this.group.off !== off) this.group = { off, end, buf: this.readAt(off, end - off) };
+    const buf = this.group.buf;
+    for (let at = 0; at < buf.length; ) {
+      let nl = buf.indexOf(NL, at);
+      if (nl < 0) nl = buf.length;
+      const tab = buf.indexOf(TAB, at);
+      const t = buf.toString('utf8', at, tab > at && tab < nl ? tab : nl);
+      if (t === target) return buf.toString('utf8', at, nl);
+      if (t > target) return undefined;
+      at = nl + 1;
+    }
+    return undefined;
+  }
+
+  /** The committed line of a target (or a dirty one), or undefined. */
+  private line(target: string): string | undefined {
+    const dirty = this.dirty.get(target);
+    if (dirty !== undefined) return dirty;
+    const loc = this.log.get(target);
+    if (loc) return this.readAt(loc.off, loc.len).toString('utf8');
+    const line = this.baseLine(target);
+    if (line === undefined) return undefined;
+    const gen = Number(line.slice(line.indexOf('\t') + 1, line.indexOf('\t', line.indexOf('\t') + 1)));
+    if (gen > this.generation) {
+      // a base written before the checkpoint went back (restored from a backup): not committed
+      const head = lineHead(line);
+      if (head) this.rollBack(target, head.blob);
+      return undefined;
+    }
+    return line;
+  }
+
+  /** Number of entities the index knows (reads the whole base). */
   get size(): number {
-    return this.lines.size;
+    let n = 0;
+    for (const _ of this.targets()) n++;
+    return n;
   }
 
   /** The entry of a target, or undefined. */
   get(target: string): IndexEntry | undefined {
-    const line = this.dirty.get(target) ?? this.lines.get(target);
+    const line = this.line(target);
     return line ? parseLine(line)?.entry : undefined;
   }
 
   /** Blob ids that count as "written by walnut" for a target. */
   knownBlobs(target: string): string[] {
     const out: string[] = [];
-    const e = this.get(target);
-    if (e) out.push(e.blob);
+    const line = this.line(target);
+    const head = line ? lineHead(line) : undefined;
+    if (head) out.push(head.blob);
     for (const b of this.rolledBack.get(target) ?? []) out.push(b);
     return out;
   }
 
-  /** Every target the index knows. */
-  targets(): IterableIterator<string> {
-    return new Set([...this.lines.keys(), ...this.dirty.keys()]).values();
+  /** Every target the index knows, sorted (reads the whole base). */
+  *targets(): IterableIterator<string> {
+    for (const [target] of this.lines()) yield target;
+  }
+
+  /**
+   * Every entry, sorted by target (reads the whole base). Sizes and mtimes
+   * come from the stat cache when it is current (index lines of files written
+   * since the last merge of the log hold mtime 0).
+   * @example for (const [target, entry] of index.entries()) console.log(target, entry.blob)
+   */
+  *entries(): IterableIterator<[string, IndexEntry]> {
+    const stats = this.statsState === 'unknown' ? this.loadStatCache() : this.stats;
+    for (const [target, line] of this.lines()) {
+      const parsed = parseLine(line);
+      if (!parsed) continue;
+      const st = parsed.entry.blob ? stats?.get(target) : undefined;
+      if (st) {
+        parsed.entry.size = st[0];
+        parsed.entry.mtimeMs = st[1];
+      }
+      yield [target, parsed.entry];
+    }
+  }
+
+  /**
+   * Committed (and dirty) lines in target order: the base merged with the log,
+   * the log winning, dirty entries over both. Base lines newer than the
+   * checkpoint are rolled back (`rolledBackBase` is called for each).
+   */
+  private *lines(rolledBackBase?: (target: string) => void): IterableIterator<[string, string]> {
+    const logTargets = [...this.log.keys()];
+    for (const t of this.dirty.keys()) if (!this.log.has(t)) logTargets.push(t);
+    logTargets.sort();
+    let li = 0;
+    const fromLog = (t: string): string => this.dirty.get(t) ?? this.readAt(this.log.get(t)!.off, this.log.get(t)!.len).toString('utf8');
+    for (const line of this.baseSequence()) {
+      const tab = line.indexOf('\t');
+      const target = line.slice(0, tab);
+      while (li < logTargets.length && logTargets[li] < target) {
+        const t = logTargets[li++];
+        yield [t, fromLog(t)];
+      }
+      if (li < logTargets.length && logTargets[li] === target) {
+        li++;
+        yield [target, fromLog(target)];
+        continue;
+      }
+      const gen = Number(line.slice(tab + 1, line.indexOf('\t', tab + 1)));
+      if (gen > this.generation) {
+        const head = lineHead(line);
+        if (head) this.rollBack(target, head.blob);
+        rolledBackBase?.(target);
+        continue;
+      }
+      if (this.dirty.has(target)) yield [target, this.dirty.get(target)!];
+      else yield [target, line];
+    }
+    while (li < logTargets.length) {
+      const t = logTargets[li++];
+      yield [t, fromLog(t)];
+    }
+  }
+
+  /** The base lines in order, read in pieces. */
+  private *baseSequence(): IterableIterator<string> {
+    if (this.version !== 2) return;
+    let pos = V2_HEADER_BYTES;
+    let carry = '';
+    while (pos < this.baseEnd) {
+      const buf = this.readAt(pos, Math.min(CHUNK, this.baseEnd - pos));
+      pos += buf.length;
+      const cut = buf.lastIndexOf(NL) + 1;
+      const text = carry + buf.toString('utf8', 0, cut);
+      carry = buf.toString('utf8', cut);
+      let at = 0;
+      for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
+        yield text.slice(at, nl);
+        at = nl + 1;
+      }
+      if (buf.length === 0) break;
+    }
   }
 
   /** Change an entry (kept in memory until `save`). */
   set(target: string, entry: IndexEntry): void {
-    this.dirty.set(target, formatLine(target, entry).slice(0, -1));
+    this.dirty.set(target, formatLine(target, entry));
+    const st: [number, number] | null = entry.blob ? [entry.size, Math.round(entry.mtimeMs)] : null;
+    if (this.stats) this.applyStat(target, st);
+    else this.statPending.set(target, st);
+  }
+
+  private applyStat(target: string, st: [number, number] | null): void {
+    if (st) this.stats!.set(target, st[0], st[1]);
+    else this.stats!.delete(target);
+    this.statsDirty = true;
   }
 
   /** Number of changed entries not yet saved. */
@@ -236,63 +537,377 @@ export class EntityIndex {
     return this.dirty.size;
   }
 
-  /**
-   * Append the changed entries (fsync), or rewrite the whole index when it has
-   * grown to more than twice its live size.
-   */
+  private writable(): number {
+    if (this.wfd !== undefined) return this.wfd;
+    if (this.version === 0) {
+      // a new index: an empty base, then the log
+      const fd = fs.openSync(this.file, 'w');
+      fs.writeSync(fd, v2Header(V2_HEADER_BYTES, V2_HEADER_BYTES, 0));
+      fs.fsyncSync(fd);
+      fsyncDir(path.dirname(this.file));
+      this.version = 2;
+      this.baseEnd = this.keysEnd = this.logStart = this.end = V2_HEADER_BYTES;
+      this.torn = false;
+      this.ino = fs.fstatSync(fd).ino;
+      if (this.fd !== undefined) fs.closeSync(this.fd);
+      this.fd = fs.openSync(this.file, 'r');
+      this.wfd = fd;
+      this.fds.fds = [this.fd, fd];
+      return fd;
+    }
+    const fd = fs.openSync(this.file, 'r+');
+    this.fds.fds.push(fd);
+    if (this.torn) {
+      fs.ftruncateSync(fd, this.end);
+      this.torn = false;
+    }
+    return (this.wfd = fd);
+  }
+
+  /** Append the changed entries to the log (fsync). */
   save(): void {
     if (this.dirty.size === 0) return;
-    const added = this.dirty.size;
-    for (const [target, line] of this.dirty) this.lines.set(target, line);
-    this.lineCount += added;
-    // Only appends here: a rewrite now would drop the committed lines that an
+    // Only appends here: a merge now would drop the committed lines that an
     // unfinished generation must roll back to (see `tidy`).
-    const fd = fs.openSync(this.file, 'a');
-    try {
-      writeLines(fd, this.dirty.values(), fs.fstatSync(fd).size === 0);
-    } finally {
-      fs.closeSync(fd);
+    const fd = this.writable();
+    let pos = this.end;
+    let chunk: string[] = [];
+    let bytes = 0;
+    let chunkStart = pos;
+    const locs: Array<[string, Loc]> = [];
+    for (const [target, line] of this.dirty) {
+      const len = Buffer.byteLength(line);
+      locs.push([target, { off: pos, len }]);
+      chunk.push(line, '\n');
+      pos += len + 1;
+      bytes += len + 1;
+      if (bytes > CHUNK) {
+        writeAll(fd, chunk.join(''), chunkStart);
+        chunk = [];
+        bytes = 0;
+        chunkStart = pos;
+      }
     }
+    if (chunk.length) writeAll(fd, chunk.join(''), chunkStart);
+    fs.fsyncSync(fd);
+    this.end = pos;
+    this.logLines += locs.length;
+    for (const [target, loc] of locs) this.log.set(target, loc);
     this.dirty.clear();
   }
 
   /**
-   * Rewrite the index with its live lines when it has grown to more than
-   * twice their number. Call only at the start of a run, before any change:
-   * then every live line is committed.
+   * Merge the log into a new base when it has grown past a quarter of the
+   * base (or the file is in format 1). Call only at the start of a run,
+   * before any change: then every line is committed.
    */
   tidy(): void {
-    if (this.dirty.size === 0 && this.rolledBack.size === 0 && this.lineCount > 2 * this.lines.size + 1000) this.rewrite();
+    if (this.version === 0 || this.dirty.size > 0 || this.rolledBack.size > 0) return;
+    const logBytes = this.end - this.logStart;
+    const baseBytes = this.baseEnd - V2_HEADER_BYTES;
+    if (this.version === 2 && (this.logLines <= INDEX_LIMITS.logLines || logBytes <= INDEX_LIMITS.logFraction * baseBytes)) return;
+    this.loadStatCache();
+    this.merge();
   }
 
-  private rewrite(): void {
-    // streamed in pieces: the index can be tens of MB
-    const tmp = this.file + '.' + process.pid + '.walnut-tmp';
+  /** Write base + log as a new base (temporary file, fsync, rename). */
+  private merge(): void {
+    const tmp = `${this.file}.${process.pid}${TEMP_SUFFIX}`;
     const fd = fs.openSync(tmp, 'w');
+    let aborted = false;
+    let count = 0;
     try {
-      writeLines(fd, this.lines.values(), true);
+      let pos = V2_HEADER_BYTES;
+      let chunk: string[] = [];
+      let chunkStart = pos;
+      let bytes = 0;
+      const keys: string[] = [];
+      let lastKey = -Infinity;
+      const stats = this.stats;
+      for (const [target, original] of this.lines(() => (aborted = true))) {
+        let line = original;
+        // files written since the last merge: their size and mtime from the stat cache
+        const st = stats?.get(target);
+        if (st) {
+          const head = lineHead(line);
+          if (head && head.blob && (head.size !== st[0] || head.mtimeMs !== st[1])) line = `${target}\t${head.generation}\t${head.blob}\t${st[0]}\t${st[1]}${line.slice(head.rest)}`;
+        }
+        if (pos - lastKey >= KEY_SPACING) {
+          keys.push(`\t${pos}\t${target}\n`);
+          lastKey = pos;
+        }
+        const len = Buffer.byteLength(line) + 1;
+        chunk.push(line, '\n');
+        pos += len;
+        bytes += len;
+        count++;
+        if (bytes > CHUNK) {
+          writeAll(fd, chunk.join(''), chunkStart);
+          chunk = [];
+          bytes = 0;
+          chunkStart = pos;
+        }
+      }
+      if (aborted) return; // a base line newer than the checkpoint: keep the file as it is
+      const baseEnd = pos;
+      chunk.push(...keys);
+      const keyText = keys.join('');
+      const all = chunk.join('');
+      writeAll(fd, all, chunkStart);
+      pos += Buffer.byteLength(keyText);
+      writeAll(fd, v2Header(baseEnd, pos, count), 0);
+      fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
+      if (aborted) fs.rmSync(tmp, { force: true });
     }
+    if (aborted) return;
     fs.renameSync(tmp, this.file);
     fsyncDir(path.dirname(this.file));
-    this.lineCount = this.lines.size;
+    this.reopen();
+  }
+
+  private reopen(): void {
+    this.close();
+    this.statsDirty = true; // the cache names the index file it goes with
+    this.version = 0;
+    this.keys = undefined;
+    this.group = undefined;
+    this.log.clear();
+    this.logLines = 0;
+    this.torn = false;
+    this.open();
+  }
+
+  /** Close the index file (the entries in memory stay usable until the next read). */
+  close(): void {
+    for (const fd of this.fds.fds) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* closed */
+      }
+    }
+    this.fds.fds = [];
+    this.fd = undefined;
+    this.wfd = undefined;
+  }
+
+  // ------------------------------------------------------------ stat cache
+
+  private get statFile(): string {
+    return path.join(path.dirname(this.file), 'stat');
+  }
+
+  /** The stat cache if it is current, else undefined (state 'loaded' either way). */
+  private loadStatCache(): FileStats | undefined {
+    if (this.statsState !== 'unknown') return this.stats;
+    this.statsState = 'loaded';
+    if (this.version === 0) {
+      this.stats = new FileStats('');
+      this.applyPendingStats();
+      return this.stats;
+    }
+    const text = readFileOrUndefined(this.statFile);
+    if (text === undefined) return undefined;
+    const stats = this.parseStatCache(text);
+    if (stats) {
+      this.stats = stats;
+      this.applyPendingStats();
+    }
+    return stats;
+  }
+
+  private applyPendingStats(): void {
+    for (const [target, st] of this.statPending) this.applyStat(target, st);
+    this.statPending.clear();
+  }
+
+  private parseStatCache(text: string): FileStats | undefined {
+    const nl = text.indexOf('\n');
+    const [tag, version, generation, ino, bytes, lines, hash] = text.slice(0, nl).split(' ');
+    if (tag !== 'walnut-stat' || version !== '1' || Number(generation) !== this.generation || Number(ino) !== this.ino || Number(bytes) > this.end) return undefined;
+    const body = text.slice(nl + 1);
+    if (createHash('sha1').update(body).digest('hex').slice(0, 16) !== hash) return undefined;
+    const stats = new FileStats(body);
+    return stats.baseCount === Number(lines) ? stats : undefined;
+  }
+
+  /**
+   * Size and mtime of every live entity file as walnut last wrote, recorded
+   * or checked it: the stat cache, or (when it is missing or stale) the
+   * index's own sizes and mtimes, read from the whole index.
+   */
+  fileStats(): FileStats {
+    if (this.loadStatCache()) return this.stats!;
+    const parts: string[] = [];
+    for (const [target, line] of this.lines()) {
+      const head = lineHead(line);
+      if (head?.blob) parts.push(`${target}\t${head.size}\t${head.mtimeMs}\n`);
+    }
+    this.stats = new FileStats(parts.join(''));
+    this.statsState = 'rebuilt';
+    this.statsDirty = true;
+    this.applyPendingStats();
+    return this.stats;
+  }
+
+  /** The cached size and mtime of a target's file, if known. */
+  statOf(target: string): [number, number] | undefined {
+    return this.fileStats().get(target);
+  }
+
+  /** Remember the size and mtime of a file whose content is the entry's blob (just written or checked). */
+  noteStat(target: string, size: number, mtimeMs: number): void {
+    this.fileStats().set(target, size, Math.round(mtimeMs));
+    this.statsDirty = true;
+  }
+
+  /**
+   * Write the stat cache for `generation` (call after the checkpoint that
+   * commits it, or with the current one when nothing was committed). Not
+   * fsynced: a cache that did not survive a crash is rebuilt from the index.
+   */
+  saveStats(generation: number): void {
+    if (!this.stats || (!this.statsDirty && generation === this.generation)) return;
+    const { text: body, count } = this.stats.serialize();
+    const hash = createHash('sha1').update(body).digest('hex').slice(0, 16);
+    writeFileAtomic(this.statFile, `walnut-stat 1 ${generation} ${this.ino} ${this.end} ${count} ${hash}\n${body}`, { fsync: false });
+    this.statsDirty = false;
   }
 }
 
-/** Write index lines in pieces of about 1 MiB (the index can be tens of MB), then fsync. */
-function writeLines(fd: number, lines: Iterable<string>, header: boolean): void {
-  let chunk: string[] = header ? [HEADER] : [];
-  let bytes = 0;
-  for (const line of lines) {
-    chunk.push(line + '\n');
-    bytes += line.length;
-    if (bytes > 1 << 20) {
-      fs.writeSync(fd, chunk.join(''));
-      chunk = [];
-      bytes = 0;
+function writeAll(fd: number, text: string, position: number): void {
+  const buf = Buffer.from(text, 'utf8');
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+}
+
+/**
+ * Sizes and mtimes of live entity files, sorted by target: the text of the
+ * stat cache (`target TAB size TAB mtimeMs LF` lines) plus changes in memory.
+ */
+export class FileStats {
+  private readonly starts: Uint32Array;
+  readonly baseCount: number;
+  private readonly changes = new Map<string, [number, number] | null>();
+
+  constructor(private readonly text: string) {
+    let n = 0;
+    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) n++;
+    this.starts = new Uint32Array(n + 1);
+    let i = 0;
+    let at = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
+      this.starts[i++] = at;
+      at = nl + 1;
+    }
+    this.starts[n] = text.length;
+    this.baseCount = n;
+  }
+
+  private targetAt(i: number): string {
+    const s = this.starts[i];
+    return this.text.slice(s, this.text.indexOf('\t', s));
+  }
+
+  private valueAt(i: number): [number, number] {
+    const s = this.starts[i];
+    const t1 = this.text.indexOf('\t', s);
+    const t2 = this.text.indexOf('\t', t1 + 1);
+    return [Number(this.text.slice(t1 + 1, t2)), Number(this.text.slice(t2 + 1, this.starts[i + 1] - 1))];
+  }
+
+  /** [size, mtimeMs] of a target, or undefined. */
+  get(target: string): [number, number] | undefined {
+    const c = this.changes.get(target);
+    if (c !== undefined) return c ?? undefined;
+    const i = this.position(target);
+    return i < this.baseCount && this.targetAt(i) === target ? this.valueAt(i) : undefined;
+  }
+
+  set(target: string, size: number, mtimeMs: number): void {
+    this.changes.set(target, [size, mtimeMs]);
+  }
+
+  delete(target: string): void {
+    this.changes.set(target, null);
+  }
+
+  /** Every [target, size, mtimeMs], sorted by target. */
+  *entries(): IterableIterator<[string, number, number]> {
+    const changed = [...this.changes.keys()].sort();
+    let ci = 0;
+    for (let i = 0; i < this.baseCount; i++) {
+      const t = this.targetAt(i);
+      while (ci < changed.length && changed[ci] < t) {
+        const c = this.changes.get(changed[ci]);
+        if (c) yield [changed[ci], c[0], c[1]];
+        ci++;
+      }
+      if (ci < changed.length && changed[ci] === t) {
+        const c = this.changes.get(t);
+        if (c) yield [t, c[0], c[1]];
+        ci++;
+        continue;
+      }
+      const [size, mtime] = this.valueAt(i);
+      yield [t, size, mtime];
+    }
+    for (; ci < changed.length; ci++) {
+      const c = this.changes.get(changed[ci]);
+      if (c) yield [changed[ci], c[0], c[1]];
     }
   }
-  fs.writeSync(fd, chunk.join(''));
-  fs.fsyncSync(fd);
+
+  /** The cache text with the changes applied. */
+  serialize(): { text: string; count: number } {
+    if (this.changes.size === 0) return { text: this.text, count: this.baseCount };
+    // unchanged runs of lines are copied as slices of the old text
+    const parts: string[] = [];
+    let count = this.baseCount;
+    let copied = 0; // base lines before this index are in `parts`
+    for (const target of [...this.changes.keys()].sort()) {
+      const c = this.changes.get(target)!;
+      const i = this.position(target);
+      const present = i < this.baseCount && this.targetAt(i) === target;
+      if (i > copied) parts.push(this.text.slice(this.starts[copied], this.starts[i]));
+      copied = present ? i + 1 : i;
+      if (c) parts.push(`${target}\t${c[0]}\t${c[1]}\n`);
+      count += (c ? 1 : 0) - (present ? 1 : 0);
+    }
+    if (copied < this.baseCount) parts.push(this.text.slice(this.starts[copied]));
+    return { text: parts.join(''), count };
+  }
+
+  /** The first base line whose target is not less than `target`. */
+  private position(target: string): number {
+    let lo = 0;
+    let hi = this.baseCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.targetAt(mid) < target) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/**
+ * Every entry of the index at the committed generation, sizes and mtimes
+ * from the stat cache when it is current. Holds them all in memory (about
+ * 1 KB an entity); `EntityIndex.entries()` streams them instead.
+ *
+ * @param repo - the repository
+ * @returns target → entry, sorted by target
+ * @throws WalnutError `EINDEX` when the index file is damaged
+ * @example for (const [target, e] of loadIndexEntries(repo)) if (e.blob) console.log(target)
+ */
+export function loadIndexEntries(repo: Repo): Map<string, IndexEntry> {
+  const index = EntityIndex.load(repo, readCheckpoint(repo).generation);
+  try {
+    return new Map(index.entries());
+  } finally {
+    index.close();
+  }
 }

@@ -226,36 +226,70 @@ export interface FileChange {
 
 /**
  * Find entity files whose content differs from the index (hand edits), files
- * the index does not know, and indexed files that are gone.
+ * the index does not know, and indexed files that are gone. One `stat` per
+ * file, compared with the stat cache (sizes and mtimes of the files as walnut
+ * last wrote or checked them); only a file whose size or mtime differs is
+ * read and hashed, and only then is the index consulted. Folder mtimes are no
+ * shortcut: writing a file in place (many editors, `>>`) does not change its
+ * folder's mtime (formats/state.md).
  */
 export function scanEntityFiles(repo: Repo, index: EntityIndex): { modified: FileChange[]; untracked: FileChange[]; missing: string[] } {
   const modified: FileChange[] = [];
   const untracked: FileChange[] = [];
+  const gone: string[] = [];
+  const cached = index.fileStats().entries();
+  let c = cached.next();
+  for (const target of listEntityDirs(repo)) {
+    // both lists are sorted: walk them side by side
+    while (!c.done && c.value[0] < target) {
+      gone.push(c.value[0]);
+      c = cached.next();
+    }
+    let known: [string, number, number] | undefined;
+    if (!c.done && c.value[0] === target) {
+      known = c.value;
+      c = cached.next();
+    }
+    const file = repo.root + path.sep + target.replace('/', path.sep) + path.sep + ENTITY_FILE;
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (!st || !st.isFile()) {
+      if (known) gone.push(target);
+      continue;
+    }
+    const mtimeMs = Math.round(st.mtimeMs);
+    if (known && known[1] === st.size && known[2] === mtimeMs) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    const blob = blobId(text);
+    const change = { target, file, text, blob, size: st.size, mtimeMs };
+    const entry = index.get(target);
+    if (!entry) untracked.push(change);
+    else if (entry.blob === blob) index.noteStat(target, st.size, mtimeMs); // unchanged: remember its stat
+    else if (!index.knownBlobs(target).includes(blob)) modified.push(change);
+  }
+  for (; !c.done; c = cached.next()) gone.push(c.value[0]);
   const missing: string[] = [];
-  const onDisk = new Set<string>();
-  for (const target of listEntityTargets(repo)) {
-    onDisk.add(target);
-    const file = path.join(repo.root, target, ENTITY_FILE);
-    let st: fs.Stats;
+  for (const target of gone) {
+    const e = index.get(target);
+    // gone, and not by walnut's own hand (a deletion of an unfinished compaction counts as walnut's)
+    if (e && e.blob !== '' && !index.knownBlobs(target).includes('')) missing.push(target);
+  }
+  return { modified, untracked, missing };
+}
+
+/** `<collection>/<slug>` of every folder that may hold an entity file, sorted (not checked). */
+function listEntityDirs(repo: Repo): string[] {
+  const out: string[] = [];
+  for (const collection of safeReaddir(repo.root)) {
+    if (collection.startsWith('.') || collection === 'wal' || collection === 'node_modules') continue;
+    let slugs: string[];
     try {
-      st = fs.statSync(file);
+      slugs = fs.readdirSync(path.join(repo.root, collection));
     } catch {
       continue;
     }
-    const entry = index.get(target);
-    if (entry && entry.blob !== '' && entry.size === st.size && entry.mtimeMs === Math.round(st.mtimeMs)) continue;
-    const text = fs.readFileSync(file, 'utf8');
-    const blob = blobId(text);
-    const change = { target, file, text, blob, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
-    if (!entry) untracked.push(change);
-    else if (!index.knownBlobs(target).includes(blob)) modified.push(change);
+    for (const slug of slugs) if (!slug.startsWith('.')) out.push(`${collection}/${slug}`);
   }
-  for (const target of index.targets()) {
-    const e = index.get(target);
-    // gone, and not by walnut's own hand (a deletion of an unfinished compaction counts as walnut's)
-    if (e && e.blob !== '' && !onDisk.has(target) && !index.knownBlobs(target).includes('')) missing.push(target);
-  }
-  return { modified, untracked, missing };
+  return out.sort();
 }
 
 /** Targets that have an entity file on disk: `<collection>/<slug>/_index.md`. */

@@ -198,6 +198,55 @@ for (const point of CRASH_POINTS) {
   });
 }
 
+test('an index in format 1 is read, then rewritten in format 2: the same files as without the migration', () => {
+  const base = scenario();
+  ok(['compact'], base);
+  const more = [];
+  for (let i = 0; i < 40; i += 4) more.push(JSON.stringify({ target: `companies/c${i}`, field: 'stage', value: `s${i}` }));
+  ok(['set', '--batch'], base, { WALNUT_NOW: '2026-11-21T13:00:00.000Z' }, more.join('\n'));
+  const a = copyDir(base);
+  const b = copyDir(base);
+  // b: the same index as format 1 wrote it (a log of lines after a header), no stat cache
+  const index = path.join(b, '.walnut/index');
+  const text = fs.readFileSync(index, 'utf8');
+  assert.ok(text.startsWith('walnut-index 2 '));
+  fs.writeFileSync(index, 'walnut-index 1\n' + text.slice(text.indexOf('\n') + 1));
+  fs.rmSync(path.join(b, '.walnut/stat'));
+  fs.writeFileSync(path.join(b, 'companies/c9/_index.md'), '---\nname: Nine by hand\n---\n');
+  fs.writeFileSync(path.join(a, 'companies/c9/_index.md'), '---\nname: Nine by hand\n---\n');
+  assert.equal(JSON.parse(ok(['status', '--json'], b).stdout).modified, ['companies/c9'], 'status reads format 1');
+  ok(['compact'], a);
+  ok(['compact'], b);
+  assert.equal(entityFiles(b), entityFiles(a));
+  assert.ok(fs.readFileSync(index, 'utf8').startsWith('walnut-index 2 '), 'rewritten in format 2');
+  for (const dir of [a, b]) {
+    const st = JSON.parse(ok(['status', '--json'], dir).stdout);
+    assert.equal([st.modified, st.untracked, st.missing], [[], [], []]);
+  }
+});
+
+test('a lost or stale stat cache: hand edits and deletions are still found', () => {
+  const dir = scenario();
+  ok(['compact'], dir);
+  const stat = path.join(dir, '.walnut/stat');
+  const old = fs.readFileSync(stat);
+  fs.writeFileSync(path.join(dir, 'companies/c4/_index.md'), '---\nname: Four by hand\n---\n');
+  fs.rmSync(path.join(dir, 'companies/c6'), { recursive: true });
+  fs.rmSync(stat);
+  const st = JSON.parse(ok(['status', '--json'], dir).stdout);
+  assert.equal([st.modified, st.missing], [['companies/c4'], ['companies/c6']]);
+  ok(['compact'], dir);
+  fs.writeFileSync(stat, old); // the cache of an older generation
+  fs.writeFileSync(path.join(dir, 'companies/c8/_index.md'), '---\nname: Eight by hand\n---\n');
+  const st2 = JSON.parse(ok(['status', '--json'], dir).stdout);
+  assert.equal([st2.modified, st2.missing], [['companies/c8'], []]);
+  ok(['compact'], dir);
+  assert.is(read(dir, 'companies/c4'), '---\nname: Four by hand\n---\n');
+  assert.not.ok(fs.existsSync(path.join(dir, 'companies/c6')));
+  const log = ok(['log', 'companies/c6', '@deleted', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l).value);
+  assert.equal(log, [true]);
+});
+
 test('concurrent set during compaction: every record applied exactly once', async () => {
   const dir = initRepoDir('pi-01');
   const batch = [];
