@@ -95,7 +95,7 @@ export interface BatchIssue {
  * every MiB; after each write an fsync starts in the background (one at a
  * time, so writing goes on meanwhile) and the end waits for a last one. A bad
  * line is reported and skipped, nothing of it is written. String chunks are
- * taken as their UTF-8 bytes.
+ * taken as their UTF-8 bytes (a lone surrogate as U+FFFD).
  *
  * The bytes written are always those `JSON.parse` of the line,
  * {@link checkChange} and `encodeRecord` (formats/usv.ts) give. Lines of the
@@ -132,8 +132,20 @@ export async function writeBatch({ repo, input, clock: clockOptions, onIssue }: 
   try {
     // the start of a line whose newline has not come yet
     const carry: Buffer[] = [];
+    // a high surrogate that ended a string chunk: the rest of its character comes next
+    let high = '';
     for await (const chunk of input) {
-      let b = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      let b: Buffer;
+      if (typeof chunk === 'string') {
+        let text = high + chunk;
+        high = '';
+        const last = text.charCodeAt(text.length - 1);
+        if (last >= 0xd800 && last <= 0xdbff) {
+          high = text.slice(-1);
+          text = text.slice(0, -1);
+        }
+        b = Buffer.from(text, 'utf8');
+      } else b = chunk;
       const nl = b.lastIndexOf(NL);
       if (nl === -1) {
         if (b.length > 0) carry.push(Buffer.from(b));
@@ -155,6 +167,7 @@ export async function writeBatch({ repo, input, clock: clockOptions, onIssue }: 
       }
       if (end < b.length) carry.push(Buffer.from(b.subarray(end)));
     }
+    if (high) carry.push(Buffer.from(high, 'utf8'));
     if (carry.length > 0) {
       const b = Buffer.concat(carry);
       line(b, 0, b.length, isUtf8(b));

@@ -275,15 +275,16 @@ test('a torn tail in the segment is closed with CAN RS LF before the first recor
   await same(Buffer.from('{bad\n'), { before, label: 'torn tail, nothing written' });
 });
 
-test('string chunks are taken as UTF-8', async () => {
+test('string chunks are taken as UTF-8, also when a chunk ends inside a surrogate pair', async () => {
   const repo = initRepo({ dir: path.join(tmpDir(), 'data'), node: 'pi-01', hostname: 'x' }).repo;
   async function* strings() {
     yield '{"target":"a/b","field":"f","value":"Zü';
-    yield 'rich"}\n{"target":"a/b","field":"g","value":2}';
+    yield 'rich \ud83d';
+    yield '\ude00"}\n{"target":"a/b","field":"g","value":2}';
   }
   const r = await writeBatch({ repo, input: strings(), clock: { now: () => Date.parse('2026-11-21T10:00:00.000Z') } });
   assert.equal(r, { written: 2, refused: 0 });
-  assert.is(fs.readFileSync(path.join(repo.wal, '20261121_pi-01.usv'), 'utf8'), '2026-11-21T10:00:00.000Z\x1fpi-01\x1fa/b\x1ff\x1f"Zürich"\x1fhlc:0\x1e\n2026-11-21T10:00:00.000Z\x1fpi-01\x1fa/b\x1fg\x1f2\x1fhlc:1\x1e\n');
+  assert.is(fs.readFileSync(path.join(repo.wal, '20261121_pi-01.usv'), 'utf8'), '2026-11-21T10:00:00.000Z\x1fpi-01\x1fa/b\x1ff\x1f"Zürich 😀"\x1fhlc:0\x1e\n2026-11-21T10:00:00.000Z\x1fpi-01\x1fa/b\x1fg\x1f2\x1fhlc:1\x1e\n');
 });
 
 test.run();
