@@ -44,9 +44,11 @@ export const checkout: Command<Args> = {
       const { readActive, watchActive }: typeof Activate = await import('../lib/version/activate.js');
       const { fetchVersion }: typeof VRemote = await import('../lib/version/remote.js');
       const place: Activate.PointerPlace = remote ? { kind: 'remote', ...remote } : { kind: 'local', repo: ctx.repo };
+      // one store for the whole run: --follow diffs against listings it has already read
+      const store = await VersionStore.open(ctx.repo);
       const switchTo = async (wanted: string | undefined) => {
-        const store = await VersionStore.open(ctx.repo);
-        try {
+        store.refresh();
+        {
           let id: string;
           if (wanted === undefined) {
             const { pointer } = await readActive(place);
@@ -55,11 +57,13 @@ export const checkout: Command<Args> = {
           } else id = remote && /^[0-9a-f]{40}$/.test(wanted) ? wanted : store.resolve(wanted);
           if (remote) await fetchVersion(store, remote.store, id);
           return await runCheckout(ctx, store, id, dir!, grace);
-        } finally {
-          store.close();
         }
       };
-      await switchTo(version);
+      try {
+        await switchTo(version);
+      } finally {
+        if (!argv.follow) store.close();
+      }
       if (!argv.follow) return;
       const stop = stopSignal();
       try {
@@ -74,6 +78,7 @@ export const checkout: Command<Args> = {
         });
       } finally {
         stop.done();
+        store.close();
       }
     } finally {
       await remote?.store.close();

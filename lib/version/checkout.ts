@@ -18,6 +18,7 @@
  * made by hard-linking the unchanged files of the current one.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { WalnutError } from '../errors.js';
@@ -83,7 +84,7 @@ export async function checkout(options: CheckoutOptions): Promise<CheckoutResult
     throw new WalnutError('ELOCKED', `another walnut checkout is writing '${dir}'`, { exit: 'lockHeld', data: { dir }, hints: ['one checkout (or checkout --follow) per folder'] });
   }
   try {
-    return materialise(dir, options);
+    return await materialise(dir, options);
   } finally {
     await release();
   }
@@ -121,7 +122,7 @@ function notCheckoutDir(dir: string, why: string): WalnutError {
   });
 }
 
-function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
+async function materialise(dir: string, options: CheckoutOptions): Promise<CheckoutResult> {
   const { store, id } = options;
   const now = options.now ?? Date.now;
   const grace = options.grace ?? DEFAULT_GRACE_MS;
@@ -148,7 +149,7 @@ function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
     const written: string[] = [];
     if (spare) {
       fs.renameSync(path.join(dir, spare.id), build);
-      applyDeltas(store, build, diffListings(spare.listing, target), written, result);
+      await applyDeltas(store, build, diffListings(spare.listing, target), written, result);
       removeEmptyCollections(build, target);
       result.method = 'recycled';
     } else {
@@ -158,7 +159,7 @@ function materialise(dir: string, options: CheckoutOptions): CheckoutResult {
         linkTree(store, path.join(dir, cur), build, base, target, written, result);
         result.method = 'linked';
       } else {
-        applyDeltas(store, build, diffListings(undefined, target), written, result);
+        await applyDeltas(store, build, diffListings(undefined, target), written, result);
         result.method = 'written';
       }
     }
@@ -228,32 +229,62 @@ function safeListing(store: VersionStore, id: string): Listing | undefined {
 }
 
 /** Write, replace or remove the entity files that differ (in place, never changing an existing file's inode). */
-function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult): void {
+async function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult): Promise<void> {
   const made = new Set<string>();
   for (const d of deltas) {
-    const folder = path.join(root, d.collection, d.slug);
-    if (!d.to) {
-      fs.rmSync(path.join(folder, ENTITY_NAME), { force: true });
-      fs.rmSync(folder, { recursive: true, force: true });
-      result.removed++;
-      continue;
-    }
-    if (!made.has(d.collection)) {
+    if (d.to && !made.has(d.collection)) {
       fs.mkdirSync(path.join(root, d.collection), { recursive: true });
       made.add(d.collection);
     }
-    fs.mkdirSync(folder, { recursive: true });
-    writeEntity(store, folder, d.to, written);
-    result.written++;
   }
+  // contents are read here (the store is synchronous); the file operations run on the thread pool
+  await pool(deltas, WRITERS, async (d) => {
+    const folder = path.join(root, d.collection, d.slug);
+    if (!d.to) {
+      await fsp.rm(folder, { recursive: true, force: true });
+      result.removed++;
+      return;
+    }
+    const content = entityContent(store, d.to);
+    if (!content) return;
+    const file = path.join(folder, ENTITY_NAME);
+    const tmp = file + TEMP_SUFFIX;
+    try {
+      await fsp.writeFile(tmp, content, { mode: 0o444 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await fsp.mkdir(folder, { recursive: true });
+      await fsp.writeFile(tmp, content, { mode: 0o444 });
+    }
+    await fsp.rename(tmp, file);
+    written.push(file);
+    result.written++;
+  });
+}
+
+/** How many file operations a checkout keeps in flight. */
+const WRITERS = 16;
+
+/** Run `fn` over `items` with at most `n` at a time. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+function entityContent(store: VersionStore, folderTree: string): Buffer | undefined {
+  const blob = store.entityBlob(folderTree);
+  return blob ? store.readBlob(blob) : undefined;
 }
 
 function writeEntity(store: VersionStore, folder: string, folderTree: string, written: string[]): void {
-  const blob = store.entityBlob(folderTree);
-  if (!blob) return;
+  const content = entityContent(store, folderTree);
+  if (!content) return;
   const file = path.join(folder, ENTITY_NAME);
-  const tmp = file + '.walnut-tmp';
-  fs.writeFileSync(tmp, store.readBlob(blob), { mode: 0o444 });
+  const tmp = file + TEMP_SUFFIX;
+  fs.writeFileSync(tmp, content, { mode: 0o444 });
   fs.renameSync(tmp, file);
   written.push(file);
 }

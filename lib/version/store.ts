@@ -55,6 +55,7 @@ export class VersionStore {
   private packs: PackFile[] = [];
   private packNames = new Set<string>();
   private readonly trees = new Map<string, TreeEntry[]>();
+  private readonly listings = new Map<string, Listing>();
 
   private constructor(gitdir: string) {
     this.gitdir = gitdir;
@@ -289,8 +290,18 @@ export class VersionStore {
   // -------------------------------------------------------------------------
   // Trees of a version
 
-  /** The entities of a version, by collection. */
+  /** The entities of a version, by collection (the last few are cached: `checkout --follow` diffs them again). */
   listing(id: string): Listing {
+    let l = this.listings.get(id);
+    if (!l) {
+      l = this.readListing(id);
+      this.listings.set(id, l);
+      if (this.listings.size > 4) this.listings.delete(this.listings.keys().next().value!);
+    }
+    return l;
+  }
+
+  private readListing(id: string): Listing {
     const root = this.readTree(this.readCommit(id).tree);
     const out: Listing = new Map();
     for (const c of root) {
