@@ -89,18 +89,6 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
   const parent = store.head();
   const prev = parent ? previousTrees(store, parent) : undefined;
 
-  // collection → slug → entry (deleted entities too: their stamps are kept)
-  const byCollection = new Map<string, Map<string, IndexEntry>>();
-  for (const target of index.targets()) {
-    const e = index.get(target);
-    if (!e) continue;
-    const slash = target.indexOf('/');
-    const collection = target.slice(0, slash);
-    let m = byCollection.get(collection);
-    if (!m) byCollection.set(collection, (m = new Map()));
-    m.set(target.slice(slash + 1), e);
-  }
-
   const pack = new PackWriter(store.packDir);
   try {
     const put = (type: 'blob' | 'tree' | 'commit', content: Buffer, oid = objectId(type, content)) => {
@@ -111,42 +99,70 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
     let changed = 0;
     const rootEntries: TreeEntry[] = [];
     const stampEntries: TreeEntry[] = [];
-    for (const collection of [...byCollection.keys()].sort()) {
-      const slugsMap = byCollection.get(collection)!;
-      const slugs = sortNames([...slugsMap.keys()], MODE_FILE);
-      const prevFolders = prev?.folders.get(collection);
-      const prevStamps = prev?.stamps.get(collection);
-      // the stamps tree holds files (sorted by name), the collection tree folders (sorted as `name/`)
-      const live = new Map<string, string>();
-      const stampOids: string[] = [];
-      for (const slug of slugs) {
-        const e = slugsMap.get(slug)!;
-        // deleted entities keep their stamps (an older record must still lose), but have no folder
-        const stamps = stampsText(e.stamps);
-        const stampOid = textBlobId(stamps);
-        if (prevStamps?.get(slug) !== stampOid) put('blob', Buffer.from(stamps, 'utf8'), stampOid);
-        stampOids.push(stampOid);
-        if (!e.blob) continue;
-        const folderOid = folderTreeId(e.blob);
-        if (prevFolders?.get(slug) !== folderOid) {
-          changed++;
-          if (!pack.holds(folderOid) && !store.has(folderOid)) {
-            if (!pack.holds(e.blob) && !store.has(e.blob)) pack.add('blob', entityContent(repo, collection, slug, e.blob), e.blob);
-            pack.add('tree', folderTree(e.blob), folderOid);
-          }
+    /** live entities the previous version had too (to count the ones gone since) */
+    let presentInPrev = 0;
+
+    // One entity at a time (the index streams them sorted by target): only
+    // names and ids are kept, per collection, never the entries themselves.
+    let current: { collection: string; slugs: string[]; stampOids: string[]; folders: Map<string, string> } | undefined;
+    const finishCollection = () => {
+      if (!current) return;
+      const { collection, slugs, stampOids, folders } = current;
+      if (folders.size > 0) {
+        const names = sortNames([...folders.keys()], MODE_TREE);
+        rootEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(names, names.map((n) => folders.get(n)!), MODE_TREE)) });
+      }
+      // the stamps tree holds files: sorted by name (byte order)
+      const order = sortNames(slugs.map((x, i) => `${x}\x00${i}`), MODE_FILE).map((k) => Number(k.slice(k.indexOf('\x00') + 1)));
+      stampEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(order.map((i) => slugs[i]), order.map((i) => stampOids[i]), MODE_FILE)) });
+      current = undefined;
+    };
+    const addEntry = (target: string, e: IndexEntry) => {
+      const slash = target.indexOf('/');
+      const collection = target.slice(0, slash);
+      const slug = target.slice(slash + 1);
+      if (current?.collection !== collection) {
+        finishCollection();
+        current = { collection, slugs: [], stampOids: [], folders: new Map() };
+      }
+      // deleted entities keep their stamps (an older record must still lose), but have no folder
+      const stamps = stampsText(e.stamps);
+      const stampOid = textBlobId(stamps);
+      if (prev?.stamps.get(collection)?.get(slug) !== stampOid) put('blob', Buffer.from(stamps, 'utf8'), stampOid);
+      current.slugs.push(slug);
+      current.stampOids.push(stampOid);
+      if (!e.blob) return;
+      const folderOid = folderTreeId(e.blob);
+      const before = prev?.folders.get(collection)?.get(slug);
+      if (before !== undefined) presentInPrev++;
+      if (before !== folderOid) {
+        changed++;
+        if (!pack.holds(folderOid) && !store.has(folderOid)) {
+          if (!pack.holds(e.blob) && !store.has(e.blob)) pack.add('blob', entityContent(repo, collection, slug, e.blob), e.blob);
+          pack.add('tree', folderTree(e.blob), folderOid);
         }
-        live.set(slug, folderOid);
-        entities++;
       }
-      if (live.size > 0) {
-        const names = sortNames([...live.keys()], MODE_TREE);
-        rootEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(names, names.map((n) => live.get(n)!), MODE_TREE)) });
+      current.folders.set(slug, folderOid);
+      entities++;
+    };
+    const seen = new Set<string>();
+    try {
+      for (const [target, e] of index.entries()) {
+        const collection = target.slice(0, target.indexOf('/'));
+        // entries come sorted by target; a collection seen before would split its tree
+        if (current?.collection !== collection && seen.has(collection)) throw new Error(`index entries out of order at ${target}`);
+        seen.add(collection);
+        addEntry(target, e);
       }
-      stampEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(slugs, stampOids, MODE_FILE)) });
+      finishCollection();
+    } finally {
+      index.close();
     }
     if (prev) {
       // entities gone since the previous version
-      for (const [c, slugs] of prev.folders) for (const slug of slugs.keys()) if (!byCollection.get(c)?.get(slug)?.blob) changed++;
+      let prevLive = 0;
+      for (const slugs of prev.folders.values()) prevLive += slugs.size;
+      changed += prevLive - presentInPrev;
     }
     const stampsTree = put('tree', treeBytes(stampEntries));
     if (parent && prev && prev.stampsTree === stampsTree && sameEntries(prev.entities, rootEntries)) {

@@ -367,6 +367,7 @@ export async function bootstrapFromActive(repo: Repo, remote: Store): Promise<{ 
       }
     }
     index.save();
+    index.close();
     const built = cpEntry ? (JSON.parse(store.readBlob(cpEntry.oid).toString('utf8')) as Checkpoint) : undefined;
     const segments: Checkpoint['segments'] = {};
     for (const [k, v] of Object.entries(built?.segments ?? {})) if (k.startsWith('wal/')) segments[k] = v;
