@@ -14,7 +14,7 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, ListObjectsV2Command, CopyObjectCommand } from '@aws-sdk/client-s3';
 import type { ChildProcess } from 'node:child_process';
 import { initRepoDir, tmpDir, type RunResult } from './helpers.js';
-import { run, runAsync, ok, entityFiles, sameFiles, writeEntities, entity, spawnWalnut, exited, stderrOf, lines, sleep, until } from './version-helpers.js';
+import { run, runAsync, ok, git, entityFiles, sameFiles, writeEntities, entity, spawnWalnut, exited, stderrOf, lines, sleep, until } from './version-helpers.js';
 import { s3Server, s3Client, newBucket } from './s3-server.js';
 import { PackWriter, objectId, treeBytes, commitBytes, MODE_FILE, MODE_TREE } from '../lib/version/objects.js';
 
@@ -623,9 +623,8 @@ export async function remotePruning(kit: Kit): Promise<void> {
   const A = machine(kit, 'pi-01');
   const C = machine(kit, 'pi-03');
   const B = machine(kit, 'pi-02');
-  // versions.keep of the activating machine applies
+  // versions.keep of the activating machine applies (what `walnut config set versions.keep 3` writes)
   for (const d of [A, C]) fs.appendFileSync(path.join(d, '.walnut', 'config'), '[versions]\n\tkeep = 3\n');
-  assert.is(ok(['config', 'get', 'versions.keep'], C).stdout, '3\n');
   const activate = (data: string, id: string) => JSON.parse(wok(kit, ['activate', id, '--remote', 'origin', '--json'], data).stdout);
   const namedPacks = async () => {
     const named = new Set<string>();
@@ -790,4 +789,69 @@ export async function hostileTree(kit: Kit): Promise<void> {
   assert.is(jsonError(c).code, 'EBADTREE');
   assert.equal(outside(X), [], 'clone wrote nothing outside its folder');
   assert.not.ok(fs.existsSync(path.join(X, 'companies')), 'clone wrote no entity file');
+}
+
+/**
+ * A manifest of two packs, the second one damaged, fetched by a machine that
+ * has neither: EBADPACK, and nothing installed (formats/remote.md, *Fetching
+ * a version*: every pack is verified before any is installed).
+ */
+export async function tamperedSecondPack(kit: Kit): Promise<void> {
+  const A = machine(kit, 'pi-01');
+  const B = machine(kit, 'pi-02');
+  const v1 = makeV(A, companies(4, { v: 1 }));
+  wok(kit, ['activate', v1.id, '--remote', 'origin'], A);
+  const v2 = makeV(A, companies(1, { v: 2 }));
+  wok(kit, ['activate', v2.id, '--remote', 'origin'], A);
+  const packs = JSON.parse((await kit.get(`versions/v/${v2.id}.json`))!.toString()).packs as string[];
+  assert.is(packs.length, 2, 'v2 is uploaded as the packs of v1 plus one of its own');
+  const key = `versions/packs/${packs[1]}.pack`;
+  const good = (await kit.get(key))!;
+  const flipped = Buffer.from(good);
+  flipped[Math.floor(flipped.length / 2)] ^= 0x40;
+  await kit.put(key, flipped);
+  const co = path.join(tmpDir(), 'co');
+  const r = wrun(kit, ['checkout', '--active', co, '--remote', 'origin'], B);
+  assert.is(r.code, 1, r.stderr);
+  assert.is(r.stderr, `error: ${packs[1]} from ${kit.url} is damaged (its checksums do not match)\nhint: fetch again; if it stays damaged, activate the version again from the machine that made it\n`);
+  assert.equal(storeContent(B), [], `nothing installed when the second of two packs is damaged`);
+}
+
+/**
+ * A pack whose checksums are right but whose objects are not what their ids
+ * say (the bytes of companies/c0's blob replaced, the pack and index written
+ * again, the manifest pointed at it): a version's id is the hash of its
+ * content, so the fetch must refuse it (EBADPACK) rather than check out
+ * other files under that id. `git fsck` reports such a pack as corrupt.
+ */
+export async function forgedObjects(kit: Kit): Promise<void> {
+  const A = machine(kit, 'pi-01');
+  const B = machine(kit, 'pi-02');
+  const v = makeV(A, companies(3, { v: 1 }));
+  wok(kit, ['activate', v.id, '--remote', 'origin'], A);
+  // every object of the version, as the git CLI reads it from A's store
+  const listing = git(A, ['rev-list', '--objects', v.id]).toString('utf8').trim().split('\n').map((l) => l.split(' ') as [string, string?]);
+  const batch = git(A, ['cat-file', '--batch'], { input: listing.map(([oid]) => oid).join('\n') + '\n' });
+  const work = tmpDir('walnut-forged-');
+  const writer = new PackWriter(work);
+  let pos = 0;
+  for (const [oid, file] of listing) {
+    const nl = batch.indexOf(10, pos);
+    const [, type, size] = batch.toString('latin1', pos, nl).split(' ');
+    let content = batch.subarray(nl + 1, nl + 1 + Number(size));
+    pos = nl + 2 + Number(size);
+    if (file === 'companies/c0/_index.md') content = Buffer.from('---\nname: FORGED\n---\n');
+    writer.add(type as 'blob' | 'tree' | 'commit', content, oid);
+  }
+  const name = writer.finish()!;
+  await kit.put(`versions/packs/${name}.pack`, fs.readFileSync(path.join(work, `${name}.pack`)));
+  await kit.put(`versions/packs/${name}.idx`, fs.readFileSync(path.join(work, `${name}.idx`)));
+  const manifest = JSON.parse((await kit.get(`versions/v/${v.id}.json`))!.toString());
+  await kit.put(`versions/v/${v.id}.json`, Buffer.from(JSON.stringify({ ...manifest, packs: [name] }, null, 1) + '\n'));
+  const co = path.join(tmpDir(), 'co');
+  const r = wrun(kit, ['checkout', '--active', co, '--remote', 'origin', '--json'], B);
+  const forged = currentOf(co) ? fs.readFileSync(path.join(co, 'current', 'companies', 'c0', '_index.md'), 'utf8') : undefined;
+  assert.is(r.code, 1, `a pack whose objects do not match their ids is refused; got exit ${r.code}, companies/c0 checked out as ${JSON.stringify(forged)} under version ${short(v.id)}\n${r.stderr}`);
+  assert.is(jsonError(r).code, 'EBADPACK');
+  assert.equal(storeContent(B), [], 'nothing installed');
 }

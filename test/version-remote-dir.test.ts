@@ -48,6 +48,14 @@ test('dir: a tampered pack is refused with EBADPACK, nothing installed', async (
   await timed('tampered', async () => cases.tamperedPack(await cases.dirKit()));
 });
 
+test('dir: a manifest of two packs, the second damaged: EBADPACK and nothing installed', async () => {
+  await timed('tampered second pack', async () => cases.tamperedSecondPack(await cases.dirKit()));
+});
+
+test('dir: a pack with right checksums whose objects do not match their ids is refused with EBADPACK', async () => {
+  await timed('forged objects', async () => cases.forgedObjects(await cases.dirKit()));
+});
+
 test('dir: a tree with a `..` entity name is refused with EBADTREE by checkout, --follow and clone', async () => {
   await timed('hostile', async () => cases.hostileTree(await cases.dirKit()));
 });
