@@ -70,6 +70,8 @@ const CASES: Case[] = [
   { args: ['set', '--batch', '-q'], input: '{"target":"a/b","field":"f","value":1}', fast: true },
   { args: ['set', '--batch'], input: '{"target":"a/b","field":"f","value":1}\n{not json\n{"target":"../x","field":"f","value":1}\n[1]\n{"target":"a/b","field":"g"}\n', fast: true },
   { args: ['set', '--batch', '--json'], input: 'nope\n', fast: true },
+  { args: ['--no-color', 'set', '--batch', '--string'], input: '{"target":"a/b","field":"f","value":"1"}\n', fast: true },
+  { args: ['set', '--batch', '--json-value', '-q'], input: '{"target":"a/b","field":"f","value":"1"}\n', fast: true },
   // left to yargs: help, unknown or repeated options, option values, wrong counts, '-' arguments
   { args: ['set', '--help'], fast: false },
   { args: ['unset', '--help'], fast: false },
