@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import type { Repo } from '../repo.js';
 import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, type Checkpoint } from '../state.js';
 import { checkTarget } from '../../formats/usv.js';
-import { PackWriter, MODE_TREE } from './objects.js';
+import { PackWriter, PackFile, objectId, MODE_TREE } from './objects.js';
 import { VersionStore, OID, META_DIR, ENTITY_NAME } from './store.js';
 import { parseStamps } from './create.js';
 
@@ -181,6 +181,9 @@ export async function fetchVersion(store: VersionStore, remote: Store, id: strin
   }
   let packs = 0;
   let bytes = 0;
+  // every pack is fetched and checked (checksums, and each object against its id)
+  // before any is installed: a damaged or forged pack leaves the store as it was
+  const staged: { name: string; pack: Buffer; idx: Buffer }[] = [];
   for (const name of manifest.packs) {
     if (store.hasPack(name)) continue;
     const pack = await remote.getObject(packKey(name, 'pack'));
@@ -189,10 +192,12 @@ export async function fetchVersion(store: VersionStore, remote: Store, id: strin
       throw new WalnutError('EBADPACK', `${remote.url} lacks ${name} of version ${id.slice(0, 12)}`, { data: { url: remote.url, pack: name }, hints: ['the upload was cut short or the pack was pruned: activate the version again from the machine that made it'] });
     }
     checkPack(name, pack.body, idx.body, remote.url);
-    installPack(store, name, pack.body, idx.body);
+    checkObjects(store, name, pack.body, idx.body, remote.url);
+    staged.push({ name, pack: pack.body, idx: idx.body });
     packs++;
     bytes += pack.body.length + idx.body.length;
   }
+  for (const p of staged) installPack(store, p.name, p.pack, p.idx);
   store.refresh();
   if (!store.has(id)) {
     throw new WalnutError('EBADPACK', `the packs of version ${id.slice(0, 12)} on ${remote.url} do not hold its commit`, { data: { url: remote.url, version: id } });
@@ -215,6 +220,36 @@ function checkPack(name: string, pack: Buffer, idx: Buffer, url: string): void {
     idx.subarray(idx.length - 40, idx.length - 20).toString('hex') === trailer;
   if (!ok) {
     throw new WalnutError('EBADPACK', `${name} from ${url} is damaged (its checksums do not match)`, { data: { url, pack: name }, hints: ['fetch again; if it stays damaged, activate the version again from the machine that made it'] });
+  }
+}
+
+/** Every object of a pack must hash to the id its index gives it. */
+function checkObjects(store: VersionStore, name: string, pack: Buffer, idx: Buffer, url: string): void {
+  const dir = fs.mkdtempSync(path.join(store.gitdir, 'verify-'));
+  try {
+    fs.writeFileSync(path.join(dir, `${name}.pack`), pack);
+    fs.writeFileSync(path.join(dir, `${name}.idx`), idx);
+    let p: PackFile | undefined;
+    try {
+      p = PackFile.open(dir, name);
+      let i = 0;
+      for (const oid of p.oids()) {
+        const o = p.read(i++);
+        if (objectId(o.type, o.content) !== oid) {
+          throw new WalnutError('EBADPACK', `${name} from ${url} is damaged: object ${oid} does not hold what its id says`, {
+            data: { url, pack: name, oid },
+            hints: ['do not use this remote until the pack is replaced; activate the version again from the machine that made it'],
+          });
+        }
+      }
+    } catch (err) {
+      if (err instanceof WalnutError) throw err;
+      throw new WalnutError('EBADPACK', `${name} from ${url} is damaged: ${(err as Error).message}`, { data: { url, pack: name } });
+    } finally {
+      p?.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
