@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import crypto, { createHash } from 'node:crypto';
-import { fsyncDir, TEMP_SUFFIX } from '../fsutil.js';
+import { writeFileAtomic, TEMP_SUFFIX } from '../fsutil.js';
 
 export type ObjectType = 'blob' | 'tree' | 'commit';
 
@@ -241,17 +241,9 @@ export class PackWriter {
     fs.closeSync(this.fd);
     const name = `pack-${trailer.toString('hex')}`;
     const idx = indexBytes(this.entries, trailer);
-    const idxTmp = path.join(this.packDir, `${name}.idx${TEMP_SUFFIX}`);
-    const idxFd = fs.openSync(idxTmp, 'w');
-    try {
-      fs.writeSync(idxFd, idx);
-      fs.fsyncSync(idxFd);
-    } finally {
-      fs.closeSync(idxFd);
-    }
+    // the pack first, then its index: git and walnut only see a pack once its index exists
     fs.renameSync(this.tmp, path.join(this.packDir, `${name}.pack`));
-    fs.renameSync(idxTmp, path.join(this.packDir, `${name}.idx`));
-    fsyncDir(this.packDir);
+    writeFileAtomic(path.join(this.packDir, `${name}.idx`), idx);
     return name;
   }
 }

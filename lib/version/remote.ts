@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { WalnutError } from '../errors.js';
-import { fsyncDir } from '../fsutil.js';
+import { writeFileAtomic } from '../fsutil.js';
 import type { Store } from '../remote/index.js';
 import { spawnSync } from 'node:child_process';
 import type { Repo } from '../repo.js';
@@ -255,20 +255,8 @@ function checkObjects(store: VersionStore, name: string, pack: Buffer, idx: Buff
 
 function installPack(store: VersionStore, name: string, pack: Buffer, idx: Buffer): void {
   fs.mkdirSync(store.packDir, { recursive: true });
-  const write = (file: string, data: Buffer) => {
-    const tmp = file + '.walnut-tmp';
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  };
-  write(path.join(store.packDir, `${name}.pack`), pack);
-  write(path.join(store.packDir, `${name}.idx`), idx);
-  fsyncDir(store.packDir);
+  writeFileAtomic(path.join(store.packDir, `${name}.pack`), pack);
+  writeFileAtomic(path.join(store.packDir, `${name}.idx`), idx);
 }
 
 /**
