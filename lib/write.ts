@@ -246,7 +246,8 @@ class BatchLines {
     if (size > MAX_RECORD_BYTES) throw recordTooLarge(b.toString('utf8', t0, t1), b.toString('utf8', f0, f1), size);
     const buf = this.out.buffer;
     let o = this.out.begin(this.segment, size);
-    o = copyBytes(this.prefix, 0, this.prefix.length, buf, o);
+    buf.set(this.prefix, o);
+    o += this.prefix.length;
     o = copyBytes(b, t0, t1, buf, o);
     buf[o++] = US_BYTE;
     o = copyBytes(b, f0, f1, buf, o);
@@ -308,7 +309,7 @@ class BatchLines {
 
   private rememberTarget(b: Buffer, s: number, e: number): void {
     if (e - s > this.target.length) this.target = Buffer.alloc(e - s);
-    b.copy(this.target, 0, s, e);
+    copyBytes(b, s, e, this.target, 0);
     this.targetLength = e - s;
   }
 }
