@@ -86,8 +86,50 @@ export function parseEntity(text: string, file?: string): ParsedEntity {
   return { data, body: parts.body, hasFrontmatter: true };
 }
 
+/** A parsed entity file that can be changed without parsing it again. */
+export interface EntityEditor extends ParsedEntity {
+  /** `updateEntity(text, changes)`, reusing this parse (call once) */
+  update(changes: FieldChanges): string;
+}
+
+/**
+ * Parse an entity file once for reading and changing it: `data` and `body` as
+ * `parseEntity` gives them, and `update(changes)` returning what
+ * `updateEntity(text, changes)` would.
+ *
+ * @param text - the whole file ('' for a new entity)
+ * @param file - its path, for error messages
+ * @throws FormatError `EFRONTMATTER` with the line of the fault
+ * @example const e = editEntity(text); if (e.data.name !== 'Acme') text = e.update(new Map([['name', 'Acme']]))
+ */
+export function editEntity(text: string, file?: string): EntityEditor {
+  const parts = split(text, file);
+  if (!parts.open) return { data: {}, body: text, hasFrontmatter: false, update: (changes) => applyChanges(parts, () => parseYaml(parts.yaml, file), changes, file) };
+  const doc = parseYaml(parts.yaml, file);
+  const data = isMap(doc.contents) ? (doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>) ?? {} : {};
+  let used = false;
+  return {
+    data,
+    body: parts.body,
+    hasFrontmatter: true,
+    update(changes) {
+      // the fallback of applyChanges edits the document: a second update parses afresh
+      const d = used ? parseYaml(parts.yaml, file) : doc;
+      used = true;
+      return applyChanges(parts, () => d, changes, file);
+    },
+  };
+}
+
+/** Strings that YAML writes plain, as they are: a letter first; no `#`, no `: `, nothing at the end that YAML trims or reads as a key. */
+const PLAIN_STRING = /^\p{L}[\p{L}\p{N} _./:-]*$/u;
+const NOT_PLAIN = /: |[: ]$|^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+
 /** A value as YAML text on one line (a block scalar would need indentation). */
 export function yamlValue(value: unknown): string {
+  // fast paths for what yaml's stringify gives anyway (checked against it in test/compact-yaml.test.ts)
+  if (typeof value === 'number' && Number.isFinite(value) && !Object.is(value, -0)) return JSON.stringify(value);
+  if (typeof value === 'string' && PLAIN_STRING.test(value) && !NOT_PLAIN.test(value)) return value;
   if (value !== null && typeof value === 'object') {
     return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd();
   }
@@ -95,9 +137,16 @@ export function yamlValue(value: unknown): string {
   return text.includes('\n') ? JSON.stringify(value) : text;
 }
 
+const keyTexts = new Map<string, string>();
+
 function yamlKey(key: string): string {
-  const text = stringify(key, { lineWidth: 0 }).trimEnd();
-  return text.includes('\n') ? JSON.stringify(key) : text;
+  let text = keyTexts.get(key);
+  if (text === undefined) {
+    text = stringify(key, { lineWidth: 0 }).trimEnd();
+    if (text.includes('\n')) text = JSON.stringify(key);
+    if (keyTexts.size < 10_000) keyTexts.set(key, text);
+  }
+  return text;
 }
 
 function keyOf(pair: Pair): string | undefined {
@@ -122,6 +171,11 @@ export type FieldChanges = Map<string, unknown>;
  */
 export function updateEntity(text: string, changes: FieldChanges, file?: string): string {
   const parts = split(text, file);
+  return applyChanges(parts, () => parseYaml(parts.yaml, file), changes, file);
+}
+
+/** The work of `updateEntity` on a split file; `parsed` gives its frontmatter document (parsed only when needed). */
+function applyChanges(parts: Split, parsed: () => Document.Parsed, changes: FieldChanges, file?: string): string {
   let body = parts.body;
   const fields = new Map<string, unknown>();
   for (const [k, v] of changes) {
@@ -135,7 +189,7 @@ export function updateEntity(text: string, changes: FieldChanges, file?: string)
     if (lines.length === 0) return body;
     return `---${eol}${lines.join('')}---${eol}${body}`;
   }
-  const doc = parseYaml(parts.yaml, file);
+  const doc = parsed();
   const yaml = spliceFields(parts.yaml, doc, fields, eol);
   const result = parts.open + yaml + parts.close + body;
   // Check the splice against the meaning it must have; fall back to the Document API.

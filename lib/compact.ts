@@ -22,7 +22,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkTarget, decodeValue, isSystemTarget, stampOf, type JournalRecord } from '../formats/usv.js';
-import { updateEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
+import { editEntity, BODY_FIELD, DELETED_FIELD, type EntityEditor } from '../formats/entity.js';
 import { FormatError } from './errors.js';
 import { Clock, type ClockOptions, type AheadReport } from './clock.js';
 import { scanSegment, SegmentWriter, type ReadIssue } from './journal.js';
@@ -32,7 +32,8 @@ import { recordEdits, fileFields, readFileChange, type BrokenFile } from './reco
 import { allSegments, entityFile } from './view.js';
 import { blobId } from './hash.js';
 import { restoreGitBases } from './hooks.js';
-import { fsyncDir, readFileOrUndefined, TEMP_SUFFIX } from './fsutil.js';
+import { fsyncDir } from './fsutil.js';
+import { EntityWriter, type EntityWrite } from './entity-writer.js';
 import type { Repo } from './repo.js';
 
 /** Named points where a test can make compaction die (see `crashPoint`). */
@@ -47,7 +48,10 @@ export const CRASH_POINTS = [
 ] as const;
 
 /** Entities applied, then written, at a time within a pass. */
-const CHUNK_TARGETS = 5000;
+const CHUNK_TARGETS = 2000;
+
+/** Chunks computed ahead of the writes (each waits with its file texts in memory). */
+const MAX_BATCHES_IN_FLIGHT = 8;
 
 /** Default memory budget: pending journal bytes merged in one pass. */
 export const DEFAULT_PASS_BYTES = 32 * 1024 * 1024;
@@ -226,67 +230,88 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
   let readBytes = 0;
   const writes: WriteJob[] = [];
   const trash: WriteJob[] = [];
-  for (let pass = 0; pass < passes; pass++) {
-    const winners: Winners = new Map();
-    for (const span of spans) {
-      const { complete: done } = scanSegment(
-        span.file,
-        { start: span.start, end: span.end, rel: span.rel },
-        ({ record }) => {
-          if (pass === 0) {
-            clock.observe(record);
-            if (isSystemTarget(record.target)) {
-              result.systemRecords++;
-              return;
-            }
-          } else if (isSystemTarget(record.target)) return;
-          if (passes > 1 && partition(record.target, passes) !== pass) return;
-          if (!validTarget(record, span.rel, result.issues)) return;
-          result.records++;
-          const stamp = stampOf(record);
-          if (stamp > high) high = stamp;
-          offer(winners, record.target, record.field, stamp, record.value);
-        },
-        pass === 0 ? (i) => result.issues.push(i) : undefined,
-      );
-      if (pass === 0) complete.set(span.rel, done);
-      readBytes += span.end - span.start;
-      onProgress?.({ phase: 'merge', done: readBytes, total: pendingBytes * passes });
-    }
-    for (const [target, fields] of deferred) {
-      if (passes > 1 && partition(target, passes) !== pass) continue;
-      for (const [field, packed] of fields) {
-        const w = winner(packed);
-        offer(winners, target, field, w.stamp, w.value);
+  // Files are written (on a worker thread for large runs) while the next
+  // chunk is computed; at most MAX_BATCHES_IN_FLIGHT chunks wait to be written.
+  const writer = dryRun ? undefined : new EntityWriter({ concurrency, onFirst: () => crashPoint('compact:after-first-write') });
+  const inFlight: Array<Promise<void>> = [];
+  let toWrite = 0;
+  let written = 0;
+  try {
+    for (let pass = 0; pass < passes; pass++) {
+      const winners: Winners = new Map();
+      for (const span of spans) {
+        const { complete: done } = scanSegment(
+          span.file,
+          { start: span.start, end: span.end, rel: span.rel },
+          ({ record }) => {
+            if (pass === 0) {
+              clock.observe(record);
+              if (isSystemTarget(record.target)) {
+                result.systemRecords++;
+                return;
+              }
+            } else if (isSystemTarget(record.target)) return;
+            if (passes > 1 && partition(record.target, passes) !== pass) return;
+            if (!validTarget(record, span.rel, result.issues)) return;
+            result.records++;
+            const stamp = stampOf(record);
+            if (stamp > high) high = stamp;
+            offer(winners, record.target, record.field, stamp, record.value);
+          },
+          pass === 0 ? (i) => result.issues.push(i) : undefined,
+        );
+        if (pass === 0) complete.set(span.rel, done);
+        readBytes += span.end - span.start;
+        onProgress?.({ phase: 'merge', done: readBytes, total: pendingBytes * passes });
+      }
+      for (const [target, fields] of deferred) {
+        if (passes > 1 && partition(target, passes) !== pass) continue;
+        for (const [field, packed] of fields) {
+          const w = winner(packed);
+          offer(winners, target, field, w.stamp, w.value);
+        }
+      }
+      if (pass === 0) crashPoint('compact:after-scan');
+      check();
+      const targets = [...winners.keys()].sort();
+      // In chunks of targets: the pending index lines, file texts and parsed
+      // entities of a few chunks at a time stay in memory, however many entities change.
+      for (let from = 0; from < targets.length; from += CHUNK_TARGETS) {
+        for (const target of targets.slice(from, from + CHUNK_TARGETS)) {
+          const fields = winners.get(target)!;
+          winners.delete(target);
+          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
+          if (job && job.text === undefined && !dryRun) trash.push(job);
+          else if (job) writes.push(job);
+        }
+        if (writer) {
+          // Intent first: the new blobs are in the index before any file is
+          // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
+          index.save();
+          crashPoint('compact:after-index');
+          for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
+          const more = from + CHUNK_TARGETS < targets.length || pass + 1 < passes;
+          toWrite += writes.length;
+          const batch = writer.write(writes.splice(0) as EntityWrite[], more).then((done) => {
+            for (const [target, size, mtimeMs] of done) index.noteStat(target, size, mtimeMs); // the stat shortcut (stat cache, written after the checkpoint)
+            written += done.length;
+            onProgress?.({ phase: 'write', done: written, total: toWrite });
+          });
+          batch.catch(() => {}); // awaited below
+          inFlight.push(batch);
+          while (inFlight.length > MAX_BATCHES_IN_FLIGHT) await inFlight.shift();
+          check();
+        }
+        trash.length = 0;
+        writes.length = 0;
       }
     }
-    if (pass === 0) crashPoint('compact:after-scan');
-    check();
-    const targets = [...winners.keys()].sort();
-    // In chunks of targets: the pending index lines, file texts and parsed
-    // entities of one chunk at a time stay in memory, however many entities change.
-    for (let from = 0; from < targets.length; from += CHUNK_TARGETS) {
-      for (const target of targets.slice(from, from + CHUNK_TARGETS)) {
-        const fields = winners.get(target)!;
-        winners.delete(target);
-        const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
-        if (job && job.text === undefined && !dryRun) trash.push(job);
-        else if (job) writes.push(job);
-      }
-      if (!dryRun) {
-        // Intent first: the new blobs are in the index before any file is
-        // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
-        index.save();
-        crashPoint('compact:after-index');
-        for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
-        await writeFiles(writes, concurrency, index, crashPoint, onProgress);
-        crashPoint('compact:after-writes');
-        check();
-      }
-      trash.length = 0;
-      writes.length = 0;
-    }
-    writes.length = 0;
+    // every file and folder fsynced before the checkpoint
+    for (const batch of inFlight.splice(0)) await batch;
+    if (writer) crashPoint('compact:after-writes');
+  } finally {
+    await Promise.allSettled(inFlight);
+    await writer?.close();
   }
   if (dryRun) return result;
 
@@ -318,8 +343,14 @@ function offer(winners: Winners, target: string, field: string, stamp: string, v
   let fields = winners.get(target);
   if (!fields) winners.set(flat(target), (fields = new Map()));
   const cur = fields.get(field);
+  if (cur !== undefined) {
+    // the packed strings compare like their stamps, then their values
+    const us = cur.indexOf('\x1f');
+    const curStamp = cur.slice(0, us);
+    if (stamp < curStamp || (stamp === curStamp && value <= cur.slice(us + 1))) return;
+  }
   // join copies: a substring of the record text would keep the whole record alive
-  if (cur === undefined || stamp + '\x1f' + value > cur) fields.set(cur === undefined ? flat(field) : field, [stamp, value].join('\x1f'));
+  fields.set(cur === undefined ? flat(field) : field, [stamp, value].join('\x1f'));
 }
 
 /** A copy of a string that holds no reference to a larger one (V8 slices keep their parent alive). */
@@ -368,9 +399,12 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   const file = entityFile(repo, target);
   const rel = path.relative(repo.root, file);
   let entry = index.get(target);
-  let text = readFileOrUndefined(file);
+  let text = readIfExists(file);
+  let blob = text !== undefined ? blobId(text) : undefined;
+  // the file is one walnut wrote, recorded or adopted (it parses)
+  let known = blob !== undefined && entry !== undefined && index.knownBlobs(target).includes(blob);
   // A file edited since the record step (or never seen): record it first, never overwrite an edit.
-  if (!dryRun && text !== undefined && (!entry || !index.knownBlobs(target).includes(blobId(text)))) {
+  if (!dryRun && text !== undefined && !known) {
     const change = readFileChange(repo, target, file, blobId);
     if (change) {
       const r = recordEdits({ repo, index, clock, generation, dryRun, only: entry ? [change] : undefined });
@@ -392,16 +426,9 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       for (const record of r.records) offer(own, target, record.field, stampOf(record), record.value);
       entry = index.get(target);
       text = change.text;
+      blob = change.blob;
+      known = entry !== undefined && entry.blob === blob;
     }
-  }
-  let current: Map<string, unknown>;
-  try {
-    current = text !== undefined ? fileFields(text, rel) : new Map();
-  } catch (err) {
-    if (!(err instanceof FormatError)) throw err;
-    if (!result.broken.some((b) => b.target === target)) result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
-    stillDeferred.set(target, fields);
-    return undefined;
   }
   const stamps = new Map(entry?.stamps ?? []);
   const changed = new Map<string, unknown>();
@@ -412,6 +439,23 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
     const value = decodeValue(w.value);
     stamps.set(field, { stamp: w.stamp, vhash: valueHash(value) });
     changed.set(field, value);
+  }
+  // nothing newer than the file holds: not even parsed (a known file parses)
+  if (changed.size === 0 && entry && (text === undefined || known)) return undefined;
+  // parsed once, for the current values and the edit
+  let editor: EntityEditor | undefined;
+  const current = new Map<string, unknown>();
+  try {
+    editor = editEntity(text ?? '', rel);
+    if (text !== undefined) {
+      for (const [k, v] of Object.entries(editor.data)) current.set(k, v);
+      current.set(BODY_FIELD, editor.body);
+    }
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    if (!result.broken.some((b) => b.target === target)) result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
+    stillDeferred.set(target, fields);
+    return undefined;
   }
   if (changed.size === 0 && entry) return undefined;
   // Deleted when the winning @deleted is true and no field was written after it.
@@ -449,7 +493,7 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
     }
     if (edits.size > 0) {
       try {
-        newText = updateEntity(text ?? '', edits, rel);
+        newText = editor.update(edits);
       } catch (err) {
         if (!(err instanceof FormatError)) throw err;
         result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
@@ -466,13 +510,24 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       // the blob of what is on disk (an interrupted run may have written it already);
       // a file about to be written: its size, and mtime 0 until the stat cache has it
       const onDisk = newText ?? text;
-      const blob = onDisk !== undefined ? blobId(onDisk) : '';
-      const st = newText === undefined && blob && blob === entry?.blob ? (index.statOf(target) ?? [entry.size, entry.mtimeMs]) : undefined;
-      index.set(target, { blob, size: st ? st[0] : onDisk !== undefined ? Buffer.byteLength(onDisk) : 0, mtimeMs: st ? st[1] : 0, stamps, generation });
+      const diskBlob = newText !== undefined ? blobId(newText) : (blob ?? '');
+      const st = newText === undefined && diskBlob && diskBlob === entry?.blob ? (index.statOf(target) ?? [entry.size, entry.mtimeMs]) : undefined;
+      index.set(target, { blob: diskBlob, size: st ? st[0] : onDisk !== undefined ? Buffer.byteLength(onDisk) : 0, mtimeMs: st ? st[1] : 0, stamps, generation });
     }
   }
   if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
   return newText !== undefined ? { target, file, text: newText } : undefined;
+}
+
+/** A file's text, or undefined when there is none (no exception for the common case of a new entity). */
+function readIfExists(file: string): string | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 function moveToTrash(repo: Repo, target: string, file: string, generation: number): void {
@@ -490,38 +545,6 @@ function moveToTrash(repo: Repo, target: string, file: string, generation: numbe
   } catch {
     /* not empty */
   }
-}
-
-async function writeFiles(jobs: WriteJob[], concurrency: number, index: EntityIndex, crashPoint: (name: string) => void, onProgress?: (p: CompactProgress) => void): Promise<void> {
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    while (next < jobs.length) {
-      const job = jobs[next++];
-      await fs.promises.mkdir(path.dirname(job.file), { recursive: true });
-      const tmp = path.join(path.dirname(job.file), `.${path.basename(job.file)}${TEMP_SUFFIX}`);
-      const handle = await fs.promises.open(tmp, 'w');
-      try {
-        await handle.writeFile(job.text ?? '');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.promises.rename(tmp, job.file);
-      const dir = await fs.promises.open(path.dirname(job.file), 'r');
-      try {
-        await dir.sync().catch(() => {});
-      } finally {
-        await dir.close();
-      }
-      const st = await fs.promises.stat(job.file);
-      index.noteStat(job.target, st.size, st.mtimeMs); // the stat shortcut (stat cache, written after the checkpoint)
-      if (++done === 1) crashPoint('compact:after-first-write');
-      if (done % 1000 === 0) onProgress?.({ phase: 'write', done, total: jobs.length });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, jobs.length)) }, worker));
-  if (jobs.length > 0) onProgress?.({ phase: 'write', done, total: jobs.length });
 }
 
 /** Records held back for entity files that could not be read (kept in the checkpoint). */

@@ -247,6 +247,27 @@ test('a lost or stale stat cache: hand edits and deletions are still found', () 
   assert.equal(log, [true]);
 });
 
+test('a run of several chunks writes on the worker thread; killed after its first write, the rerun gives the same files', () => {
+  const base = initRepoDir('pi-01');
+  const batch = [];
+  for (let i = 0; i < 4500; i++) batch.push(JSON.stringify({ target: `companies/c${i}`, field: 'name', value: `Company ${i}` }), JSON.stringify({ target: `companies/c${i}`, field: 'n', value: i }));
+  ok(['set', '--batch'], base, {}, batch.join('\n'));
+  const a = copyDir(base);
+  const b = copyDir(base);
+  const r = JSON.parse(ok(['compact', '--json'], a).stdout);
+  assert.is(r.created, 4500);
+  assert.is(read(a, 'companies/c4321'), '---\nname: Company 4321\nn: 4321\n---\n');
+  const crashed = walnut(['compact'], { cwd: b, env: { ...NOW, WALNUT_CRASH_AT: 'compact:after-first-write' } });
+  assert.is(crashed.code, 128, crashed.stderr);
+  ok(['compact', '--wait', '20s'], b, FAST_LEASE);
+  assert.equal(entityFiles(b), entityFiles(a));
+  for (const dir of [a, b]) {
+    const st = JSON.parse(ok(['status', '--json'], dir).stdout);
+    assert.equal([st.modified, st.untracked, st.missing], [[], [], []]);
+    assert.equal(fs.readdirSync(path.join(dir, 'companies/c17')), ['_index.md'], 'no temporary file left');
+  }
+});
+
 test('concurrent set during compaction: every record applied exactly once', async () => {
   const dir = initRepoDir('pi-01');
   const batch = [];

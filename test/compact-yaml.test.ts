@@ -1,0 +1,117 @@
+/**
+ * What compaction's speed relies on in the entity codec (formats/entity.ts)
+ * gives the bytes the slow path gives: `editEntity` (one parse for reading
+ * and changing a file) against `parseEntity` + `updateEntity`, and the fast
+ * paths of `yamlValue` against yaml's own `stringify`.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { stringify } from 'yaml';
+import { editEntity, parseEntity, updateEntity, yamlValue, BODY_FIELD } from '../formats/entity.js';
+import { FormatError } from '../lib/errors.js';
+
+/** yamlValue without its fast paths: what it returned before them. */
+function slowValue(value: unknown): string {
+  if (value !== null && typeof value === 'object') return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd();
+  const text = stringify(value, { lineWidth: 0 }).trimEnd();
+  return text.includes('\n') ? JSON.stringify(value) : text;
+}
+
+function random(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
+    s = (s ^ (s >>> 12)) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+test('yamlValue: strings, as yaml writes them', () => {
+  const alphabet = ['a', 'Z', 'é', 'ß', '東', 'ж', '0', '7', '²', ' ', ' ', '-', '.', '/', '_', ':', '#', ',', '[', ']', '{', '}', '&', '*', '!', '|', '>', "'", '"', '%', '@', '`', '?', '~', '\t', '\n', '+', '='];
+  const rnd = random(7);
+  const fixed = ['yes', 'No', 'on', 'true', 'True', 'TRUE', 'false', 'null', 'Null', 'NULL', 'nan', 'inf', 'Infinity', 'e5', 'x1', 'a - b', 'a:b', 'a: b', 'a:', 'a ', 'a #b', 'a#b', 'https://c-21.example.com/juniper', 'São Paulo', 'Zürich', 'c-000123', 'a  b', 'a..', 'a/', 'y', 'n', '~'];
+  let fast = 0;
+  const strings = [...fixed];
+  for (let i = 0; i < 20000; i++) {
+    const len = 1 + Math.floor(rnd() * 8);
+    let s = rnd() < 0.6 ? 'abc'[Math.floor(rnd() * 3)] : '';
+    for (let j = 0; j < len; j++) s += alphabet[Math.floor(rnd() * alphabet.length)];
+    strings.push(s);
+  }
+  for (const s of strings) {
+    assert.is(yamlValue(s), slowValue(s), JSON.stringify(s));
+    if (yamlValue(s) === s) fast++;
+  }
+  assert.ok(fast > 1000, `the fast path was taken (${fast} times)`);
+});
+
+test('yamlValue: numbers, booleans, null, lists and maps, as yaml writes them', () => {
+  const rnd = random(11);
+  const values: unknown[] = [0, -0, 1, -1, 0.1, 1.5, 1e21, 1e-7, 123456789012345680000, 814471.11, Number.MAX_SAFE_INTEGER, 5e-324, NaN, Infinity, -Infinity, true, false, null, ['a', 1], { a: 1 }];
+  for (let i = 0; i < 5000; i++) values.push((rnd() - 0.5) * 10 ** Math.floor(rnd() * 40 - 20), Math.floor((rnd() - 0.5) * 1e9));
+  for (const v of values) assert.is(yamlValue(v), slowValue(v), String(v));
+});
+
+const FILES = [
+  '',
+  'no frontmatter, just a body\n',
+  '---\nname: Acme # legal name\ncity: "Berlin"\ntags: [a, b]\n---\nNotes.\n',
+  '---\r\nname: Acme\r\ncity: Berlin\r\n---\r\nCRLF body\r\n',
+  '\ufeff---\nname: BOM\n---\n',
+  '---\n---\n',
+  '---\nbase: &b {x: 1}\nother: *b\n---\n',
+  "---\nquote: 'single'\nblock: |\n  line one\n  line two\nnum: 0x1F\n---\nbody\n",
+];
+const CHANGES: Array<Map<string, unknown>> = [
+  new Map<string, unknown>([['name', 'Acme Corp']]),
+  new Map<string, unknown>([['city', null], ['new', 42]]),
+  new Map<string, unknown>([[BODY_FIELD, 'New body.\n']]),
+  new Map<string, unknown>([['block', 'one line'], ['quote', "it's"], ['tags', ['x', { y: 2 }]]]),
+  new Map<string, unknown>([['other', 7]]),
+  new Map<string, unknown>([['base', null], ['name', 'x: y # z']]),
+];
+
+test('editEntity: the data of parseEntity, the text of updateEntity', () => {
+  for (const text of [...FILES, '---\nname: [unclosed\n---\n']) {
+    let parsed: unknown;
+    let err: unknown;
+    try {
+      parsed = parseEntity(text, 'x.md');
+    } catch (e) {
+      err = e;
+    }
+    if (err) {
+      assert.throws(() => editEntity(text, 'x.md'), (e: unknown) => e instanceof FormatError && e.message === (err as Error).message);
+      continue;
+    }
+    const ed = editEntity(text, 'x.md');
+    assert.equal({ data: ed.data, body: ed.body, hasFrontmatter: ed.hasFrontmatter }, parsed, JSON.stringify(text));
+    for (const changes of CHANGES) {
+      const expect = (() => {
+        try {
+          return updateEntity(text, changes, 'x.md');
+        } catch (e) {
+          return e instanceof FormatError ? `error: ${e.message}` : String(e);
+        }
+      })();
+      const got = (() => {
+        try {
+          return editEntity(text, 'x.md').update(changes);
+        } catch (e) {
+          return e instanceof FormatError ? `error: ${e.message}` : String(e);
+        }
+      })();
+      assert.is(got, expect, `${JSON.stringify(text)} with ${JSON.stringify([...changes])}`);
+    }
+    // a second update on the same editor gives the same as a fresh one
+    const twice = editEntity(text, 'x.md');
+    try {
+      twice.update(CHANGES[4]);
+      assert.is(twice.update(CHANGES[0]), updateEntity(text, CHANGES[0], 'x.md'));
+    } catch (e) {
+      assert.ok(e instanceof FormatError);
+    }
+  }
+});
+
+test.run();
