@@ -125,11 +125,22 @@ export function editEntity(text: string, file?: string): EntityEditor {
 const PLAIN_STRING = /^\p{L}[\p{L}\p{N} _./:-]*$/u;
 const NOT_PLAIN = /: |[: ]$|^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 
+/** A number or string as yaml writes it plain (also inside a flow list), or undefined. */
+function plainScalar(value: unknown): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0) ? JSON.stringify(value) : undefined;
+  if (typeof value === 'string') return PLAIN_STRING.test(value) && !NOT_PLAIN.test(value) ? value : undefined;
+  return undefined;
+}
+
 /** A value as YAML text on one line (a block scalar would need indentation). */
 export function yamlValue(value: unknown): string {
   // fast paths for what yaml's stringify gives anyway (checked against it in test/compact-yaml.test.ts)
-  if (typeof value === 'number' && Number.isFinite(value) && !Object.is(value, -0)) return JSON.stringify(value);
-  if (typeof value === 'string' && PLAIN_STRING.test(value) && !NOT_PLAIN.test(value)) return value;
+  const plain = plainScalar(value);
+  if (plain !== undefined) return plain;
+  if (Array.isArray(value) && value.length > 0 && value.length <= 64) {
+    const items = value.map(plainScalar);
+    if (!items.includes(undefined)) return `[ ${items.join(', ')} ]`;
+  }
   if (value !== null && typeof value === 'object') {
     return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd();
   }

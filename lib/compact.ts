@@ -49,6 +49,7 @@ export const CRASH_POINTS = [
 
 /** Entities applied, then written, at a time within a pass. */
 const CHUNK_TARGETS = 2000;
+const FIRST_CHUNK_TARGETS = 250;
 
 /** Chunks computed ahead of the writes (each waits with its file texts in memory). */
 const MAX_BATCHES_IN_FLIGHT = 8;
@@ -150,6 +151,8 @@ interface WriteJob {
   file: string;
   /** the new content, or undefined: move the file to the trash */
   text?: string;
+  /** the file does not exist yet */
+  create?: boolean;
 }
 
 async function compactLocked(options: CompactOptions, check: () => void): Promise<CompactResult> {
@@ -276,8 +279,10 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
       const targets = [...winners.keys()].sort();
       // In chunks of targets: the pending index lines, file texts and parsed
       // entities of a few chunks at a time stay in memory, however many entities change.
-      for (let from = 0; from < targets.length; from += CHUNK_TARGETS) {
-        for (const target of targets.slice(from, from + CHUNK_TARGETS)) {
+      for (let from = 0, to = 0; from < targets.length; from = to) {
+        // a small first chunk: the disk starts working early
+        to = Math.min(targets.length, from + (pass === 0 && from === 0 ? FIRST_CHUNK_TARGETS : CHUNK_TARGETS));
+        for (const target of targets.slice(from, to)) {
           const fields = winners.get(target)!;
           winners.delete(target);
           const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
@@ -290,7 +295,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
           index.save();
           crashPoint('compact:after-index');
           for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
-          const more = from + CHUNK_TARGETS < targets.length || pass + 1 < passes;
+          const more = to < targets.length || pass + 1 < passes;
           toWrite += writes.length;
           const batch = writer.write(writes.splice(0) as EntityWrite[], more).then((done) => {
             for (const [target, size, mtimeMs] of done) index.noteStat(target, size, mtimeMs); // the stat shortcut (stat cache, written after the checkpoint)
@@ -516,7 +521,7 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
     }
   }
   if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
-  return newText !== undefined ? { target, file, text: newText } : undefined;
+  return newText !== undefined ? { target, file, text: newText, create: text === undefined } : undefined;
 }
 
 /** A file's text, or undefined when there is none (no exception for the common case of a new entity). */

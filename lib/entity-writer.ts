@@ -20,13 +20,15 @@ export interface EntityWrite {
   target: string;
   file: string;
   text: string;
+  /** a new entity: make its folder first */
+  create?: boolean;
 }
 
 /** A file written: its size and mtime (ms, rounded) after the rename. */
 export type Written = [target: string, size: number, mtimeMs: number];
 
 /** Batches at least this large start the worker thread (when more work follows). */
-const WORKER_MIN_BATCH = 500;
+const WORKER_MIN_BATCH = 200;
 
 /**
  * The worker: CommonJS, self-contained (it runs from this text, so the bundle
@@ -58,7 +60,7 @@ function pump() {
     queue[head++] = undefined;
     if (head > 4096 && head * 2 > queue.length) { queue.splice(0, head); head = 0; }
     active++;
-    writeOne(fs, path, job[0], job[1], job[2], workerData.suffix).then(
+    writeOne(fs, path, job[0], job[1], job[2], job[3], workerData.suffix).then(
       (r) => {
         if (first) { first = false; parentPort.postMessage({ first: true }); }
         batch.out.push(r);
@@ -77,15 +79,16 @@ function pump() {
  * Replace one file atomically; returns its size and mtime. Runs in the worker
  * (from its source text) and in process: it may use only its parameters.
  */
-async function writeOne(fsm: typeof fs, pathm: typeof path, target: string, file: string, text: string, suffix: string): Promise<Written> {
+async function writeOne(fsm: typeof fs, pathm: typeof path, target: string, file: string, text: string, create: boolean, suffix: string): Promise<Written> {
   const dir = pathm.dirname(file);
   const tmp = pathm.join(dir, '.' + pathm.basename(file) + suffix);
+  if (create) await fsm.promises.mkdir(dir, { recursive: true });
   let handle;
   try {
     handle = await fsm.promises.open(tmp, 'w');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await fsm.promises.mkdir(dir, { recursive: true }); // a new entity: its folder
+    await fsm.promises.mkdir(dir, { recursive: true }); // its folder is gone
     handle = await fsm.promises.open(tmp, 'w');
   }
   let st;
@@ -138,7 +141,7 @@ export class EntityWriter {
     if (!this.worker) return this.writeHere(jobs);
     const id = this.nextId++;
     const done = new Promise<Written[]>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.worker.postMessage({ id, jobs: jobs.map((j) => [j.target, j.file, j.text]) });
+    this.worker.postMessage({ id, jobs: jobs.map((j) => [j.target, j.file, j.text, !!j.create]) });
     return done;
   }
 
@@ -154,7 +157,7 @@ export class EntityWriter {
     const worker = async () => {
       while (next < jobs.length) {
         const job = jobs[next++];
-        out.push(await writeOne(fs, path, job.target, job.file, job.text, TEMP_SUFFIX));
+        out.push(await writeOne(fs, path, job.target, job.file, job.text, !!job.create, TEMP_SUFFIX));
         this.first();
       }
     };

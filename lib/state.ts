@@ -23,7 +23,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { writeFileAtomic, readFileOrUndefined, fsyncDir, TEMP_SUFFIX } from './fsutil.js';
 import { WalnutError } from './errors.js';
 import type { Repo } from './repo.js';
@@ -94,7 +94,7 @@ export interface FieldStamp {
 
 /** Hash of a field value (stable JSON), to tell which keys a hand edit changed. */
 export function valueHash(value: unknown): string {
-  return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 12);
+  return crypto.hash('sha256', stableJson(value), 'hex').slice(0, 12);
 }
 
 /** JSON with object keys sorted, so equal values have equal text. */

@@ -43,6 +43,13 @@ test('yamlValue: strings, as yaml writes them', () => {
     if (yamlValue(s) === s) fast++;
   }
   assert.ok(fast > 1000, `the fast path was taken (${fast} times)`);
+  // flow lists of them, with numbers
+  for (let i = 0; i < 5000; i++) {
+    const list: unknown[] = [];
+    const n = Math.floor(rnd() * 4);
+    for (let j = 0; j < n; j++) list.push(rnd() < 0.3 ? Math.floor((rnd() - 0.5) * 1e6) / 100 : strings[Math.floor(rnd() * strings.length)]);
+    assert.is(yamlValue(list), slowValue(list), JSON.stringify(list));
+  }
 });
 
 test('yamlValue: numbers, booleans, null, lists and maps, as yaml writes them', () => {
