@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// walnut's entry. The commands that compact (compact, pull, clone) run with a
-// capped heap so memory stays bounded on a 1 GB Pi: V8 otherwise lets its heap
-// grow with garbage long before it collects. They are re-run once with
+// walnut's entry. The commands that compact or hold a data set's listings
+// (compact, pull, clone, version, activate, checkout) run with a capped heap
+// so memory stays bounded on a 1 GB Pi: V8 otherwise lets its heap grow with
+// garbage long before it collects. They are re-run once with
 // --max-old-space-size (WALNUT_HEAP_MB, default 256), unless a cap was given.
 //
 // `set`, `unset` and `--version` try the fast path first (dist/bundle/fast.mjs,
@@ -10,7 +11,14 @@
 // entry point (dist/bundle/walnut.mjs, cmd/_main.ts) runs then.
 // WALNUT_FAST_PATH=0 always takes the full entry point (tests compare both).
 const args = process.argv.slice(2);
-const compacting = args.some((a) => a === 'compact' || a === 'pull' || a === 'clone');
+const HEAVY = new Set(['compact', 'pull', 'clone', 'version', 'activate', 'checkout']);
+// the command is the first word that is neither an option nor -C's folder
+let command;
+for (let i = 0; i < args.length && command === undefined; i++) {
+  if (args[i] === '-C') i++;
+  else if (!args[i].startsWith('-')) command = args[i];
+}
+const compacting = HEAVY.has(command);
 const capped = compacting && (process.execArgv.some((a) => a.startsWith('--max-old-space-size')) || /max-old-space-size/.test(process.env.NODE_OPTIONS ?? ''));
 if (compacting && !capped && process.env.WALNUT_HEAP_MB !== '0') {
   const { spawnSync } = await import('node:child_process');
