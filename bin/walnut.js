@@ -21,13 +21,22 @@ for (let i = 0; i < args.length && command === undefined; i++) {
 const compacting = HEAVY.has(command);
 const capped = compacting && (process.execArgv.some((a) => a.startsWith('--max-old-space-size')) || /max-old-space-size/.test(process.env.NODE_OPTIONS ?? ''));
 if (compacting && !capped && process.env.WALNUT_HEAP_MB !== '0') {
-  const { spawnSync } = await import('node:child_process');
+  const { spawn } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const mb = process.env.WALNUT_HEAP_MB || '256';
-  const r = spawnSync(process.execPath, [`--max-old-space-size=${mb}`, ...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
-  if (r.error) throw r.error;
-  if (r.signal) process.kill(process.pid, r.signal);
-  process.exit(r.status ?? 255);
+  const child = spawn(process.execPath, [`--max-old-space-size=${mb}`, ...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
+  // signals reach the real walnut (checkout --follow, a compaction being stopped); this process only waits
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  child.on('error', (err) => {
+    throw err;
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.removeAllListeners(sig);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 255);
+  });
 } else {
   const fast = process.env.WALNUT_FAST_PATH !== '0' && (args.includes('set') || args.includes('unset') || (args.length === 1 && args[0] === '--version'));
   const code = fast ? await (await import('../dist/bundle/fast.mjs')).runFast(args) : undefined;
