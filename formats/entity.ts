@@ -2,7 +2,7 @@
  * The entity file codec (see formats/entity.md): YAML frontmatter between
  * `---` lines, then a markdown body. Pure functions over strings.
  */
-import { parseDocument, isMap, isScalar, isPair, stringify, Scalar, type Document, type Pair, type Node } from 'yaml';
+import { parseDocument, isMap, isScalar, isSeq, isPair, stringify, Scalar, type Document, type Pair, type Node } from 'yaml';
 import { FormatError, quote } from '../lib/errors.js';
 
 /** Reserved field: the markdown body of an entity. */
@@ -201,8 +201,9 @@ function applyChanges(parts: Split, parsed: () => Document.Parsed, changes: Fiel
     return `---${eol}${lines.join('')}---${eol}${body}`;
   }
   const doc = parsed();
-  const yaml = spliceFields(parts.yaml, doc, fields, eol);
+  const { text: yaml, simple } = spliceFields(parts.yaml, doc, fields, eol);
   const result = parts.open + yaml + parts.close + body;
+  if (simple) return result;
   // Check the splice against the meaning it must have; fall back to the Document API.
   const expected = isMap(doc.contents) ? ((doc.toJS() as Record<string, unknown>) ?? {}) : {};
   for (const [k, v] of fields) {
@@ -244,27 +245,48 @@ interface Splice {
   text: string;
 }
 
-function spliceFields(yaml: string, doc: Document.Parsed, fields: Map<string, unknown>, eol: string): string {
+/**
+ * Splice the changed fields into the frontmatter text. `simple` tells that
+ * the result certainly parses to the old values with the changes (so the
+ * check by parsing it again can be skipped): the text has no anchor, alias,
+ * tag or block scalar; values were replaced only where they were one-line
+ * scalars or flow collections, by printable one-line values; keys were added
+ * only to a block mapping starting at column 0 (or to empty frontmatter), and
+ * removed only where the pair was alone on its line.
+ */
+function spliceFields(yaml: string, doc: Document.Parsed, fields: Map<string, unknown>, eol: string): { text: string; simple: boolean } {
   const splices: Splice[] = [];
-  const items = isMap(doc.contents) ? (doc.contents.items as Pair[]) : [];
+  const contents = doc.contents;
+  const items = isMap(contents) ? (contents.items as Pair[]) : [];
   const appended: string[] = [];
+  let simple = !SPECIAL_YAML.test(yaml);
   for (const [field, value] of fields) {
     const pair = items.find((p) => isPair(p) && keyOf(p) === field);
     if (!pair) {
-      if (value !== undefined) appended.push(`${yamlKey(field)}: ${yamlValue(value)}${eol}`);
+      if (value !== undefined) {
+        appended.push(`${yamlKey(field)}: ${yamlValue(value)}${eol}`);
+        simple &&= simpleValue(value) && field.length <= 200 && printable(field) && (isMap(contents) ? !contents.flow && atLineStart(yaml, items[0]) : contents === null && BLANK_YAML.test(yaml));
+      }
       continue;
     }
     const keyNode = pair.key as Node;
     const valueNode = pair.value as Node | null;
     const lineStart = yaml.lastIndexOf('\n', keyNode.range![0] - 1) + 1;
     const nodeEnd = valueNode?.range ? valueNode.range[2] : keyNode.range![2];
+    // one pair on one line of its own (a key at column 0)
+    const span = yaml.slice(lineStart, nodeEnd); // the node's end includes its newline
+    const oneLine = lineStart === keyNode.range![0] && !(span.endsWith('\n') ? span.slice(0, -1) : span).includes('\n');
     if (value === undefined) {
+      simple &&= oneLine;
       let end = yaml.indexOf('\n', Math.max(nodeEnd - 1, lineStart));
       end = end === -1 ? yaml.length : end + 1;
       splices.push({ from: lineStart, to: end, text: '' });
     } else if (isScalar(valueNode) && valueNode.range && (value === null || typeof value !== 'object') && !isBlockScalar(valueNode)) {
-      splices.push({ from: valueNode.range[0], to: valueNode.range[1], text: scalarLike(valueNode, value) });
+      const [from, to] = valueNode.range;
+      simple &&= to > from && !yaml.slice(from, to).includes('\n') && typeof value !== 'object' && simpleValue(value);
+      splices.push({ from, to, text: scalarLike(valueNode, value) });
     } else {
+      simple &&= oneLine && (isSeq(valueNode) || isMap(valueNode)) && valueNode.flow === true && simpleValue(value);
       let end = yaml.indexOf('\n', Math.max(nodeEnd - 1, lineStart));
       end = end === -1 ? yaml.length : end + 1;
       const keyText = yaml.slice(lineStart, keyNode.range![1]);
@@ -278,7 +300,34 @@ function spliceFields(yaml: string, doc: Document.Parsed, fields: Map<string, un
     if (out.length > 0 && !out.endsWith('\n')) out += eol;
     out += appended.join('');
   }
-  return out;
+  return { text: out, simple };
+}
+
+/** Anchors, aliases, tags, block scalars: an edit near them needs the check by parsing. */
+const SPECIAL_YAML = /[&*!|>]/;
+/** Only blank and comment lines. */
+const BLANK_YAML = /^(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*$/;
+/** Printable characters on one line (no surrogates), as YAML allows them in quoted and plain scalars … */
+const PRINTABLE_CHARS = /^[\t\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]*$/;
+/** … but no space other than SP and TAB (JavaScript's trimEnd would drop some), no zero-width space or BOM */
+const ODD_SPACE = /[^\S \t]|[\u200b\ufeff]/;
+
+function printable(text: string): boolean {
+  return PRINTABLE_CHARS.test(text) && !ODD_SPACE.test(text);
+}
+
+/** A value whose YAML text is one printable line and reads back as itself. */
+function simpleValue(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value === 'boolean') return true;
+  if (typeof value === 'string') return printable(value);
+  return Array.isArray(value) && value.length > 0 && value.every((v) => plainScalar(v) !== undefined) && plainScalar(value) === undefined && value.length <= 64;
+}
+
+/** The pair's key starts a line (column 0). */
+function atLineStart(yaml: string, pair: Pair | undefined): boolean {
+  const start = (pair?.key as Node | null | undefined)?.range?.[0];
+  return start !== undefined && (start === 0 || yaml[start - 1] === '\n');
 }
 
 function isBlockScalar(node: Scalar): boolean {

@@ -121,4 +121,57 @@ test('editEntity: the data of parseEntity, the text of updateEntity', () => {
   }
 });
 
+test('updateEntity: random files and changes read back as the old values with the changes', () => {
+  const rnd = random(23);
+  const pick = <T>(a: T[]): T => a[Math.floor(rnd() * a.length)];
+  const scalars = ['plain', "'single'", '"double"', '"with \\"esc\\""', '42', '-1.5', 'true', 'null', '~', '', '[ a, b ]', '{ x: 1 }', 'Berlin # city', '"a: b"', "'it''s'", 'x y z'];
+  const values: unknown[] = ['new', 'two words', 'a: b', 'with # hash', "it's", 'line\nbreak', 'tab\there', '', ' lead', 'trail ', '-', 'yes', 'true', 'null', '1e3', '0x1F', 'é ü 東', '\u2028', 'x\u0085y', 'e\u00a0', '\u3000', 'zero\u200bwidth', '\ufeffbom', 7, -0, 1.25, 1e21, true, false, null, ['a', 'b'], [1, 'x y'], [], ['a: b'], { k: 'v' }];
+  const keys = ['name', 'city', 'tags', 'n', 'new_key', 'a b', '1', 'x:y', 'ünï'];
+  let checked = 0;
+  for (let i = 0; i < 3000; i++) {
+    const eol = rnd() < 0.2 ? '\r\n' : '\n';
+    const lines: string[] = [];
+    const used = new Set<string>();
+    const n = Math.floor(rnd() * 5);
+    for (let j = 0; j < n; j++) {
+      const k = pick(keys.slice(0, 5));
+      if (used.has(k)) continue;
+      used.add(k);
+      const shape = rnd();
+      if (shape < 0.7) lines.push(`${k}: ${pick(scalars)}`);
+      else if (shape < 0.8) lines.push(`${k}:`, `  - ${pick(['a', 'b c', '3'])}`, `  - z`);
+      else if (shape < 0.9) lines.push(`${k}:`, `  ${pick(['plain', '"q"', '5'])}`);
+      else lines.push(`# comment ${j}`, `${k}: ${pick(scalars)}`);
+    }
+    if (rnd() < 0.2) lines.push('# trailing');
+    const yaml = lines.map((l) => l + eol).join('');
+    const text = `---${eol}${yaml}---${eol}body${eol}`;
+    let before: Record<string, unknown>;
+    try {
+      before = parseEntity(text).data;
+    } catch {
+      continue;
+    }
+    const changes = new Map<string, unknown>();
+    const m = 1 + Math.floor(rnd() * 3);
+    for (let j = 0; j < m; j++) changes.set(pick(keys), pick(values));
+    let result: string;
+    try {
+      result = editEntity(text).update(changes);
+    } catch (e) {
+      assert.ok(e instanceof FormatError, String(e));
+      continue;
+    }
+    const expected: Record<string, unknown> = { ...before };
+    for (const [k, v] of changes) {
+      if (v === null) delete expected[k];
+      else expected[k] = v;
+    }
+    assert.equal(JSON.parse(JSON.stringify(parseEntity(result).data)), JSON.parse(JSON.stringify(expected)), `${JSON.stringify(text)} with ${JSON.stringify([...changes])} gave ${JSON.stringify(result)}`);
+    assert.is(result, updateEntity(text, changes));
+    checked++;
+  }
+  assert.ok(checked > 1500, `${checked} cases checked`);
+});
+
 test.run();
