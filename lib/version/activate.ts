@@ -14,7 +14,7 @@ import { configNumber } from '../repo.js';
 import { sha256, type Store } from '../remote/index.js';
 import { parseEntity } from '../../formats/entity.js';
 import { VersionStore, ENTITY_NAME } from './store.js';
-import { diffListings } from './diff.js';
+import { diffVersionTrees } from './diff.js';
 import { checkout } from './checkout.js';
 import { readRemoteActive, swapRemoteActive, uploadVersion, fetchVersion, pruneRemote, parsePointer, chooseKept, type ActivePointer, type UploadResult } from './remote.js';
 
@@ -61,15 +61,14 @@ export interface HealthReport {
  * runs in a checkout of the version and must exit 0.
  */
 export async function healthCheck(repo: Repo, store: VersionStore, id: string, baseline?: string): Promise<HealthReport> {
-  const target = store.listing(id);
-  let base;
+  let base: string | undefined;
   try {
-    base = baseline && store.hasVersion(baseline) ? store.listing(baseline) : undefined;
+    base = baseline && store.hasVersion(baseline) && store.readCommit(baseline) ? baseline : undefined;
   } catch {
     base = undefined;
   }
   const report: HealthReport = { checked: 0, failures: [] };
-  for (const d of diffListings(base, target)) {
+  for (const d of diffVersionTrees(store, base, id)) {
     if (!d.to) continue;
     const file = `${d.collection}/${d.slug}/${ENTITY_NAME}`;
     report.checked++;

@@ -24,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { WalnutError } from '../errors.js';
 import { writeFileAtomic, fsyncDir, readFileOrUndefined, TEMP_SUFFIX } from '../fsutil.js';
 import { VersionStore, ENTITY_NAME, OID, type Listing } from './store.js';
-import { diffListings, type EntityDelta } from './diff.js';
+import { diffListings, diffVersionTrees, type EntityDelta } from './diff.js';
 
 export const CHECKOUT_CRASH_POINTS = ['checkout:after-build', 'checkout:after-switch'] as const;
 export const STATE_FILE = '.walnut-checkout';
@@ -139,7 +139,6 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
   const result: CheckoutResult = { id, previous: cur, switched: false, method: 'none', written: 0, linked: 0, removed: 0, pruned: [] };
   if (cur === id) return result;
 
-  const target = store.listing(id);
   const final = path.join(dir, id);
   if (fs.existsSync(final)) {
     result.method = 'existing';
@@ -148,11 +147,14 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
     const spare = pickSpare(dir, state, store, { cur, keepPrevious, grace, now: now() });
     const written: string[] = [];
     if (spare) {
-      fs.renameSync(path.join(dir, spare.id), build);
-      await applyDeltas(store, build, diffListings(spare.listing, target), written, result);
-      removeEmptyCollections(build, target);
+      // only the change is read: the two versions' trees are diffed as bytes
+      const deltas = diffVersionTrees(store, spare, id);
+      fs.renameSync(path.join(dir, spare), build);
+      await applyDeltas(store, build, deltas, written, result);
+      removeEmptyCollections(build, store, id);
       result.method = 'recycled';
     } else {
+      const target = store.listing(id);
       fs.mkdirSync(build);
       const base = cur ? safeListing(store, cur) : undefined;
       if (cur && base) {
@@ -207,17 +209,21 @@ function readState(dir: string): CheckoutState {
 }
 
 /** A tree out of use for at least the grace period, whose version the store still has. */
-function pickSpare(dir: string, state: CheckoutState, store: VersionStore, { cur, keepPrevious, grace, now }: { cur?: string; keepPrevious: boolean; grace: number; now: number }): { id: string; listing: Listing } | undefined {
+function pickSpare(dir: string, state: CheckoutState, store: VersionStore, { cur, keepPrevious, grace, now }: { cur?: string; keepPrevious: boolean; grace: number; now: number }): string | undefined {
   const candidates = fs
     .readdirSync(dir)
     .filter((n) => OID.test(n) && n !== cur && !(keepPrevious && n === state.previous))
     .filter((n) => now - (state.out[n] ?? now) >= grace)
     .sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
-  for (const id of candidates) {
-    const listing = safeListing(store, id);
-    if (listing) return { id, listing };
-  }
-  return undefined;
+  // the store must still hold the spare's version (its trees are diffed)
+  return candidates.find((id) => {
+    try {
+      store.readCommit(id);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function safeListing(store: VersionStore, id: string): Listing | undefined {
@@ -314,8 +320,10 @@ function linkTree(store: VersionStore, from: string, root: string, base: Listing
   }
 }
 
-function removeEmptyCollections(root: string, target: Listing): void {
-  for (const n of fs.readdirSync(root)) if (!target.has(n)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+/** Remove the collection folders the version does not have. */
+function removeEmptyCollections(root: string, store: VersionStore, id: string): void {
+  const keep = new Set(store.readTree(store.readCommit(id).tree).map((e) => e.name));
+  for (const n of fs.readdirSync(root)) if (!keep.has(n)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
 /**

@@ -5,7 +5,8 @@
  */
 import { parseEntity, BODY_FIELD } from '../../formats/entity.js';
 import { stableJson } from '../state.js';
-import type { Listing, VersionStore } from './store.js';
+import { META_DIR, checkEntityName, type Listing, type VersionStore } from './store.js';
+import { MODE_TREE } from './objects.js';
 
 export interface EntityDelta {
   collection: string;
@@ -91,4 +92,81 @@ function fieldsOf(store: VersionStore, folderTree: string, target: string): Map<
   for (const [k, v] of Object.entries(parsed.data)) out.set(k, stableJson(v));
   if (parsed.body) out.set(BODY_FIELD, JSON.stringify(parsed.body));
   return out;
+}
+
+/**
+ * Entities that differ between two versions, read from the raw collection
+ * trees: unchanged entries are compared as bytes and never become strings or
+ * objects, so a diff of two 100 k-entity versions costs about the change
+ * (plus one pass over the tree bytes). Names of the entries returned are
+ * checked as `<collection>/<slug>` (they become paths).
+ */
+export function diffVersionTrees(store: VersionStore, from: string | undefined, to: string): EntityDelta[] {
+  const collections = (id: string) => new Map(store.readTree(store.readCommit(id).tree).filter((e) => e.mode === MODE_TREE && e.name !== META_DIR).map((e) => [e.name, e.oid]));
+  const a = from ? collections(from) : new Map<string, string>();
+  const b = collections(to);
+  const out: EntityDelta[] = [];
+  for (const [collection, oid] of b) {
+    const old = a.get(collection);
+    if (old === oid) continue;
+    diffRaw(collection, old ? store.read(old).content : undefined, store.read(oid).content, out);
+  }
+  for (const [collection, oid] of a) if (!b.has(collection)) diffRaw(collection, store.read(oid).content, undefined, out);
+  for (const d of out) checkEntityName(to, d.collection, d.slug);
+  return out;
+}
+
+/** One folder entry of a raw tree: name bytes [name, nul), id bytes [nul + 1, nul + 21). */
+interface RawEntry {
+  name: number;
+  nul: number;
+  next: number;
+}
+
+/** The next folder entry at or after `pos` (file entries are skipped: a collection holds folders). */
+function nextFolder(buf: Buffer, pos: number): RawEntry | undefined {
+  while (pos < buf.length) {
+    const space = buf.indexOf(0x20, pos);
+    const nul = buf.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > buf.length) throw new Error('malformed tree object');
+    const folder = space - pos === 5 && buf[pos] === 0x34; // "40000"
+    if (folder) return { name: space + 1, nul, next: nul + 21 };
+    pos = nul + 21;
+  }
+  return undefined;
+}
+
+/** git's order of two folder names in raw trees (`name/` compared as bytes). */
+function rawOrder(x: Buffer, e: RawEntry, y: Buffer, f: RawEntry): number {
+  const lx = e.nul - e.name;
+  const ly = f.nul - f.name;
+  const n = Math.min(lx, ly);
+  const c = x.compare(y, f.name, f.name + n, e.name, e.name + n);
+  if (c !== 0) return c;
+  const cx = lx > n ? x[e.name + n] : 0x2f;
+  const cy = ly > n ? y[f.name + n] : 0x2f;
+  return cx - cy;
+}
+
+function diffRaw(collection: string, before: Buffer | undefined, after: Buffer | undefined, out: EntityDelta[]): void {
+  const x = before ?? Buffer.alloc(0);
+  const y = after ?? Buffer.alloc(0);
+  let e = nextFolder(x, 0);
+  let f = nextFolder(y, 0);
+  const name = (buf: Buffer, r: RawEntry) => buf.toString('utf8', r.name, r.nul);
+  const oid = (buf: Buffer, r: RawEntry) => buf.toString('hex', r.nul + 1, r.nul + 21);
+  while (e || f) {
+    const c = !e ? 1 : !f ? -1 : rawOrder(x, e, y, f);
+    if (c === 0) {
+      if (x.compare(y, f!.nul + 1, f!.nul + 21, e!.nul + 1, e!.nul + 21) !== 0) out.push({ collection, slug: name(y, f!), from: oid(x, e!), to: oid(y, f!) });
+      e = nextFolder(x, e!.next);
+      f = nextFolder(y, f!.next);
+    } else if (c < 0) {
+      out.push({ collection, slug: name(x, e!), from: oid(x, e!) });
+      e = nextFolder(x, e!.next);
+    } else {
+      out.push({ collection, slug: name(y, f!), to: oid(y, f!) });
+      f = nextFolder(y, f!.next);
+    }
+  }
 }

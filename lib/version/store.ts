@@ -308,7 +308,7 @@ export class VersionStore {
       if (c.mode !== MODE_TREE || c.name === META_DIR) continue;
       const folders = this.readTree(c.oid).filter((s) => s.mode === MODE_TREE);
       // names become paths when a version is checked out: refuse `..`, separators, …
-      for (const s of folders) checkName(id, c.name, s.name);
+      for (const s of folders) checkEntityName(id, c.name, s.name);
       out.set(c.name, folders);
     }
     return out;
@@ -336,7 +336,8 @@ export class VersionStore {
 
 const NAME_OK = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$/;
 
-function checkName(id: string, collection: string, slug: string): void {
+/** Refuse an entity name that would not be a safe path (`..`, separators, …). @throws WalnutError `EBADTREE` */
+export function checkEntityName(id: string, collection: string, slug: string): void {
   if (NAME_OK.test(slug) && NAME_OK.test(collection) && slug.length + collection.length < 129) return; // the common case, without building a target
   const target = `${collection}/${slug}`;
   try {
