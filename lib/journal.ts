@@ -231,6 +231,30 @@ export function lastRecord(file: string): JournalRecord | undefined {
 export type FsyncPolicy = 'always' | 'batch' | 'never';
 
 /**
+ * Open a segment for appending (creating `wal/` and the file as needed). A
+ * segment whose last record is torn (no terminator: a writer died mid-append)
+ * is closed first with CAN RS LF, so the next record starts clean.
+ * @returns the file descriptor, opened with 'a'
+ */
+export function openForAppend(wal: string, segment: string): number {
+  fs.mkdirSync(wal, { recursive: true });
+  const file = path.join(wal, segment);
+  const fd = fs.openSync(file, 'a');
+  const size = fs.fstatSync(fd).size;
+  if (size > 0) {
+    const tail = Buffer.alloc(Math.min(4, size));
+    const rfd = fs.openSync(file, 'r');
+    try {
+      fs.readSync(rfd, tail, 0, tail.length, size - tail.length);
+    } finally {
+      fs.closeSync(rfd);
+    }
+    if (!endsWithTerminator(tail)) fs.writeSync(fd, CAN + RS + '\n');
+  }
+  return fd;
+}
+
+/**
  * An append stream to this node's segments. Each `append` is one write of one
  * whole record (or, in batch mode, of many whole records) to a file opened
  * for append; a torn tail left by a power cut is closed first with CAN RS LF
@@ -280,21 +304,7 @@ export class SegmentWriter {
 
   private open(segment: string): void {
     this.closeFd();
-    fs.mkdirSync(this.wal, { recursive: true });
-    const file = path.join(this.wal, segment);
-    const fd = fs.openSync(file, 'a');
-    const size = fs.fstatSync(fd).size;
-    if (size > 0) {
-      const tail = Buffer.alloc(Math.min(4, size));
-      const rfd = fs.openSync(file, 'r');
-      try {
-        fs.readSync(rfd, tail, 0, tail.length, size - tail.length);
-      } finally {
-        fs.closeSync(rfd);
-      }
-      if (!endsWithTerminator(tail)) fs.writeSync(fd, CAN + RS + '\n');
-    }
-    this.fd = fd;
+    this.fd = openForAppend(this.wal, segment);
     this.current = segment;
   }
 

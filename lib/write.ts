@@ -3,12 +3,11 @@
  * with the node's clock and appended to the node's segment. Never takes a lock.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { isUtf8 } from 'node:buffer';
-import { checkField, checkTarget, encodeValue, encodeRecord, endsWithTerminator, CAN, RS, MAX_RECORD_BYTES, type JournalRecord } from '../formats/usv.js';
+import { checkField, checkTarget, encodeValue, encodeRecord, MAX_RECORD_BYTES, type JournalRecord } from '../formats/usv.js';
 import { FormatError } from './errors.js';
 import { Clock, type ClockOptions } from './clock.js';
-import { SegmentWriter, segmentName, type FsyncPolicy } from './journal.js';
+import { SegmentWriter, segmentName, openForAppend, type FsyncPolicy } from './journal.js';
 import type { Repo } from './repo.js';
 
 /** One field change to write; `value` is any JSON value, `null` deletes the field. */
@@ -448,21 +447,7 @@ class BatchAppender {
   }
 
   private open(segment: string): void {
-    fs.mkdirSync(this.wal, { recursive: true });
-    const file = path.join(this.wal, segment);
-    const fd = fs.openSync(file, 'a');
-    const size = fs.fstatSync(fd).size;
-    if (size > 0) {
-      const tail = Buffer.alloc(Math.min(4, size));
-      const rfd = fs.openSync(file, 'r');
-      try {
-        fs.readSync(rfd, tail, 0, tail.length, size - tail.length);
-      } finally {
-        fs.closeSync(rfd);
-      }
-      if (!endsWithTerminator(tail)) fs.writeSync(fd, CAN + RS + '\n');
-    }
-    this.fd = fd;
+    this.fd = openForAppend(this.wal, segment);
     this.segment = segment;
   }
 
