@@ -104,7 +104,11 @@ export interface EntityEditor extends ParsedEntity {
  */
 export function editEntity(text: string, file?: string): EntityEditor {
   const parts = split(text, file);
-  if (!parts.open) return { data: {}, body: text, hasFrontmatter: false, update: (changes) => applyChanges(parts, () => parseYaml(parts.yaml, file), changes, file) };
+  const fresh = () => parsedDoc(() => parseYaml(parts.yaml, file));
+  if (!parts.open) return { data: {}, body: text, hasFrontmatter: false, update: (changes) => applyChanges(parts, fresh(), changes, file) };
+  const flat = readFlat(parts.yaml);
+  // flat frontmatter (`key: value` lines): read without yaml's parser, parsed by it only for a fallback
+  if (flat) return { data: { ...flat.data }, body: parts.body, hasFrontmatter: true, update: (changes) => applyChanges(parts, flatParsed(flat, parts, file), changes, file) };
   const doc = parseYaml(parts.yaml, file);
   const data = isMap(doc.contents) ? (doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>) ?? {} : {};
   let used = false;
@@ -116,9 +120,79 @@ export function editEntity(text: string, file?: string): EntityEditor {
       // the fallback of applyChanges edits the document: a second update parses afresh
       const d = used ? parseYaml(parts.yaml, file) : doc;
       used = true;
-      return applyChanges(parts, () => d, changes, file);
+      return applyChanges(parts, parsedDoc(() => d), changes, file);
     },
   };
+}
+
+/** A key that yaml reads as this very string. */
+const FLAT_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const RESERVED_WORD = /^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+/** A number in JSON's syntax, short enough to read back exactly whoever converts it. */
+const FLAT_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
+const FLAT_DOUBLE = /^"(?:[^"\\\t]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"$/;
+const FLAT_SINGLE = /^'(?:[^']|'')*'$/;
+
+/**
+ * Read frontmatter made only of `key: value` lines (plain keys; plain strings
+ * and numbers, `true`/`false`, quoted strings, flow lists of plain scalars;
+ * no comment, no blank line), as yaml would: its values and the outline a
+ * splice needs, without yaml's parser (several times faster). Anything else:
+ * undefined (yaml's parser reads it).
+ */
+function readFlat(yaml: string): { data: Record<string, unknown>; outline: Outline } | undefined {
+  if (yaml.length === 0) return { data: {}, outline: { map: false, flow: false, empty: true, pairs: [], flat: true } };
+  if (yaml.length > 65536 || !yaml.endsWith('\n')) return undefined;
+  const data: Record<string, unknown> = {};
+  const pairs: OutlinePair[] = [];
+  for (let at = 0; at < yaml.length; ) {
+    const nl = yaml.indexOf('\n', at);
+    const end = yaml[nl - 1] === '\r' ? nl - 1 : nl;
+    const colon = yaml.indexOf(': ', at);
+    if (colon < 0 || colon >= end) return undefined;
+    const key = yaml.slice(at, colon);
+    if (key.length > 200 || !FLAT_KEY.test(key) || RESERVED_WORD.test(key) || key === '__proto__' || Object.prototype.hasOwnProperty.call(data, key)) return undefined;
+    const token = yaml.slice(colon + 2, end);
+    const value = flatValue(token);
+    if (value === undefined) return undefined;
+    data[key] = value.value;
+    pairs.push({
+      key,
+      keyRange: [at, colon, colon],
+      value: { range: [colon + 2, end, nl + 1], scalar: value.scalar, flow: value.scalar === undefined },
+    });
+    at = nl + 1;
+  }
+  return { data, outline: { map: true, flow: false, empty: false, pairs, flat: true } };
+}
+
+/** A value token of flat frontmatter, or undefined when yaml's parser must read it. */
+function flatValue(token: string): { value: unknown; scalar?: Scalar.Type } | undefined {
+  if (token.length === 0) return undefined;
+  const c = token.charCodeAt(0);
+  if (c === 0x22 /* " */) return FLAT_DOUBLE.test(token) && printable(token) ? { value: JSON.parse(token), scalar: Scalar.QUOTE_DOUBLE } : undefined;
+  if (c === 0x27 /* ' */) return FLAT_SINGLE.test(token) && printable(token) ? { value: token.slice(1, -1).replace(/''/g, "'"), scalar: Scalar.QUOTE_SINGLE } : undefined;
+  if (c === 0x5b /* [ */) {
+    if (token === '[]') return { value: [] };
+    if (!token.startsWith('[ ') || !token.endsWith(' ]')) return undefined;
+    const items: unknown[] = [];
+    for (const item of token.slice(2, -2).split(', ')) {
+      const v = plainValue(item);
+      if (v === undefined) return undefined;
+      items.push(v);
+    }
+    return { value: items };
+  }
+  const v = plainValue(token);
+  return v === undefined ? undefined : { value: v, scalar: Scalar.PLAIN };
+}
+
+/** A plain scalar yaml reads as this string, number or boolean; else undefined. */
+function plainValue(token: string): unknown {
+  if (token === 'true') return true;
+  if (token === 'false') return false;
+  if (token.length <= 15 && FLAT_NUMBER.test(token)) return Number(token);
+  return PLAIN_STRING.test(token) && !NOT_PLAIN.test(token) ? token : undefined;
 }
 
 /** Strings that YAML writes plain, as they are: a letter first; no `#`, no `: `, nothing at the end that YAML trims or reads as a key. */
@@ -182,11 +256,38 @@ export type FieldChanges = Map<string, unknown>;
  */
 export function updateEntity(text: string, changes: FieldChanges, file?: string): string {
   const parts = split(text, file);
-  return applyChanges(parts, () => parseYaml(parts.yaml, file), changes, file);
+  const flat = parts.open ? readFlat(parts.yaml) : undefined;
+  if (flat) return applyChanges(parts, flatParsed(flat, parts, file), changes, file);
+  let doc: Document.Parsed | undefined;
+  return applyChanges(parts, parsedDoc(() => (doc ??= parseYaml(parts.yaml, file))), changes, file);
 }
 
-/** The work of `updateEntity` on a split file; `parsed` gives its frontmatter document (parsed only when needed). */
-function applyChanges(parts: Split, parsed: () => Document.Parsed, changes: FieldChanges, file?: string): string {
+function flatParsed(flat: { data: Record<string, unknown>; outline: Outline }, parts: Split, file?: string): Parsed {
+  return { outline: () => flat.outline, values: () => ({ ...flat.data }), doc: () => parseYaml(parts.yaml, file) };
+}
+
+/** What `applyChanges` needs of the frontmatter, each part made only when needed. */
+interface Parsed {
+  outline(): Outline;
+  /** the values (a fresh object) */
+  values(): Record<string, unknown>;
+  /** yaml's document, for the fallback (it is changed) */
+  doc(): Document.Parsed;
+}
+
+function parsedDoc(doc: () => Document.Parsed): Parsed {
+  return {
+    outline: () => outlineOf(doc()),
+    values: () => {
+      const d = doc();
+      return isMap(d.contents) ? ((d.toJS() as Record<string, unknown>) ?? {}) : {};
+    },
+    doc,
+  };
+}
+
+/** The work of `updateEntity` on a split file. */
+function applyChanges(parts: Split, parsed: Parsed, changes: FieldChanges, file?: string): string {
   let body = parts.body;
   const fields = new Map<string, unknown>();
   for (const [k, v] of changes) {
@@ -200,12 +301,11 @@ function applyChanges(parts: Split, parsed: () => Document.Parsed, changes: Fiel
     if (lines.length === 0) return body;
     return `---${eol}${lines.join('')}---${eol}${body}`;
   }
-  const doc = parsed();
-  const { text: yaml, simple } = spliceFields(parts.yaml, doc, fields, eol);
+  const { text: yaml, simple } = spliceFields(parts.yaml, parsed.outline(), fields, eol);
   const result = parts.open + yaml + parts.close + body;
   if (simple) return result;
   // Check the splice against the meaning it must have; fall back to the Document API.
-  const expected = isMap(doc.contents) ? ((doc.toJS() as Record<string, unknown>) ?? {}) : {};
+  const expected = parsed.values();
   for (const [k, v] of fields) {
     if (v === undefined) delete expected[k];
     else expected[k] = v;
@@ -217,6 +317,7 @@ function applyChanges(parts: Split, parsed: () => Document.Parsed, changes: Fiel
     /* fall through */
   }
   try {
+    const doc = parsed.doc();
     for (const [k, v] of fields) {
       if (v === undefined) doc.delete(k);
       else doc.set(k, v);
@@ -245,51 +346,95 @@ interface Splice {
   text: string;
 }
 
+/** What a splice needs to know of the frontmatter: from yaml's document, or read directly from flat frontmatter (`readFlat`). */
+interface Outline {
+  /** a mapping at the top (else a scalar, a list or nothing) */
+  map: boolean;
+  /** a flow mapping (`{a: 1}`) */
+  flow: boolean;
+  /** no node at all (only blank and comment lines) */
+  empty: boolean;
+  pairs: OutlinePair[];
+  /** read by `readFlat`: one `key: value` pair per line, nothing else */
+  flat?: boolean;
+}
+
+interface OutlinePair {
+  /** the key as a field name (undefined: not a scalar) */
+  key: string | undefined;
+  keyRange?: [number, number, number];
+  value?: {
+    range: [number, number, number];
+    /** a scalar's style (undefined: not a scalar) */
+    scalar?: Scalar.Type;
+    /** a collection in flow style */
+    flow: boolean;
+  };
+}
+
+function outlineOf(doc: Document.Parsed): Outline {
+  const c = doc.contents;
+  const pairs: OutlinePair[] = isMap(c)
+    ? (c.items as Pair[]).map((p) => {
+        const k = p.key as Node | null;
+        const v = p.value as Node | null;
+        return {
+          key: isPair(p) ? keyOf(p) : undefined,
+          keyRange: k?.range ?? undefined,
+          value: v?.range ? { range: v.range, scalar: isScalar(v) ? (v.type ?? Scalar.PLAIN) : undefined, flow: (isSeq(v) || isMap(v)) && v.flow === true } : undefined,
+        };
+      })
+    : [];
+  return { map: isMap(c), flow: isMap(c) && c.flow === true, empty: c === null, pairs };
+}
+
 /**
  * Splice the changed fields into the frontmatter text. `simple` tells that
  * the result certainly parses to the old values with the changes (so the
- * check by parsing it again can be skipped): the text has no anchor, alias,
- * tag or block scalar; values were replaced only where they were one-line
+ * check by parsing it again can be skipped): the frontmatter is flat (one
+ * `key: value` pair per line, see `readFlat`) and has no `& * ! | >`
+ * anywhere; values were replaced only where they were one-line
  * scalars or flow collections, by printable one-line values; keys were added
  * only to a block mapping starting at column 0 (or to empty frontmatter), and
  * removed only where the pair was alone on its line.
  */
-function spliceFields(yaml: string, doc: Document.Parsed, fields: Map<string, unknown>, eol: string): { text: string; simple: boolean } {
+function spliceFields(yaml: string, outline: Outline, fields: Map<string, unknown>, eol: string): { text: string; simple: boolean } {
   const splices: Splice[] = [];
-  const contents = doc.contents;
-  const items = isMap(contents) ? (contents.items as Pair[]) : [];
+  const items = outline.pairs;
   const appended: string[] = [];
-  let simple = !SPECIAL_YAML.test(yaml);
+  // only flat frontmatter, whose every line is understood (a field `__proto__`
+  // would not be an own property of the values compared by the check)
+  let simple = outline.flat === true && !SPECIAL_YAML.test(yaml) && !fields.has('__proto__');
   for (const [field, value] of fields) {
-    const pair = items.find((p) => isPair(p) && keyOf(p) === field);
+    const pair = items.find((p) => p.key === field);
     if (!pair) {
       if (value !== undefined) {
         appended.push(`${yamlKey(field)}: ${yamlValue(value)}${eol}`);
-        simple &&= simpleValue(value) && field.length <= 200 && printable(field) && (isMap(contents) ? !contents.flow && atLineStart(yaml, items[0]) : contents === null && BLANK_YAML.test(yaml));
+        simple &&= simpleValue(value) && field.length <= 200 && printable(field) && (outline.map ? !outline.flow && atLineStart(yaml, items[0]) : outline.empty && BLANK_YAML.test(yaml));
       }
       continue;
     }
-    const keyNode = pair.key as Node;
-    const valueNode = pair.value as Node | null;
-    const lineStart = yaml.lastIndexOf('\n', keyNode.range![0] - 1) + 1;
-    const nodeEnd = valueNode?.range ? valueNode.range[2] : keyNode.range![2];
+    const keyRange = pair.keyRange!;
+    const valueNode = pair.value;
+    const lineStart = yaml.lastIndexOf('\n', keyRange[0] - 1) + 1;
+    const nodeEnd = valueNode ? valueNode.range[2] : keyRange[2];
     // one pair on one line of its own (a key at column 0)
     const span = yaml.slice(lineStart, nodeEnd); // the node's end includes its newline
-    const oneLine = lineStart === keyNode.range![0] && !(span.endsWith('\n') ? span.slice(0, -1) : span).includes('\n');
+    const oneLine = lineStart === keyRange[0] && !(span.endsWith('\n') ? span.slice(0, -1) : span).includes('\n');
     if (value === undefined) {
       simple &&= oneLine;
       let end = yaml.indexOf('\n', Math.max(nodeEnd - 1, lineStart));
       end = end === -1 ? yaml.length : end + 1;
       splices.push({ from: lineStart, to: end, text: '' });
-    } else if (isScalar(valueNode) && valueNode.range && (value === null || typeof value !== 'object') && !isBlockScalar(valueNode)) {
+    } else if (valueNode?.scalar !== undefined && (value === null || typeof value !== 'object') && valueNode.scalar !== Scalar.BLOCK_FOLDED && valueNode.scalar !== Scalar.BLOCK_LITERAL) {
       const [from, to] = valueNode.range;
       simple &&= to > from && !yaml.slice(from, to).includes('\n') && typeof value !== 'object' && simpleValue(value);
-      splices.push({ from, to, text: scalarLike(valueNode, value) });
+      splices.push({ from, to, text: scalarLike(valueNode.scalar, value) });
     } else {
-      simple &&= oneLine && (isSeq(valueNode) || isMap(valueNode)) && valueNode.flow === true && simpleValue(value);
+      simple &&= oneLine && valueNode?.flow === true && simpleValue(value);
       let end = yaml.indexOf('\n', Math.max(nodeEnd - 1, lineStart));
       end = end === -1 ? yaml.length : end + 1;
-      const keyText = yaml.slice(lineStart, keyNode.range![1]);
+      const keyText = yaml.slice(lineStart, keyRange[1]);
       splices.push({ from: lineStart, to: end, text: `${keyText}: ${yamlValue(value)}${eol}` });
     }
   }
@@ -325,8 +470,8 @@ function simpleValue(value: unknown): boolean {
 }
 
 /** The pair's key starts a line (column 0). */
-function atLineStart(yaml: string, pair: Pair | undefined): boolean {
-  const start = (pair?.key as Node | null | undefined)?.range?.[0];
+function atLineStart(yaml: string, pair: OutlinePair | undefined): boolean {
+  const start = pair?.keyRange?.[0];
   return start !== undefined && (start === 0 || yaml[start - 1] === '\n');
 }
 
@@ -335,10 +480,10 @@ function isBlockScalar(node: Scalar): boolean {
 }
 
 /** Write a new scalar in the old one's quoting style where that style fits. */
-function scalarLike(old: Scalar, value: unknown): string {
+function scalarLike(oldType: Scalar.Type, value: unknown): string {
   if (typeof value === 'string' && !value.includes('\n')) {
-    if (old.type === Scalar.QUOTE_DOUBLE) return JSON.stringify(value);
-    if (old.type === Scalar.QUOTE_SINGLE) return `'${value.replace(/'/g, "''")}'`;
+    if (oldType === Scalar.QUOTE_DOUBLE) return JSON.stringify(value);
+    if (oldType === Scalar.QUOTE_SINGLE) return `'${value.replace(/'/g, "''")}'`;
   }
   return yamlValue(value);
 }

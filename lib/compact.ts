@@ -49,7 +49,7 @@ export const CRASH_POINTS = [
 
 /** Entities applied, then written, at a time within a pass. */
 const CHUNK_TARGETS = 2000;
-const FIRST_CHUNK_TARGETS = 250;
+const FIRST_CHUNK_TARGETS = 100;
 
 /** Chunks computed ahead of the writes (each waits with its file texts in memory). */
 const MAX_BATCHES_IN_FLIGHT = 8;
@@ -239,6 +239,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
   const inFlight: Array<Promise<void>> = [];
   let toWrite = 0;
   let written = 0;
+  let chunkSize = FIRST_CHUNK_TARGETS;
   try {
     for (let pass = 0; pass < passes; pass++) {
       const winners: Winners = new Map();
@@ -280,12 +281,16 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
       // In chunks of targets: the pending index lines, file texts and parsed
       // entities of a few chunks at a time stay in memory, however many entities change.
       for (let from = 0, to = 0; from < targets.length; from = to) {
-        // a small first chunk: the disk starts working early
-        to = Math.min(targets.length, from + (pass === 0 && from === 0 ? FIRST_CHUNK_TARGETS : CHUNK_TARGETS));
-        for (const target of targets.slice(from, to)) {
+        // small chunks first, doubling: the disk starts working early, and little is left to write after the last one
+        chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
+        to = Math.min(targets.length, from + chunkSize);
+        const chunk = targets.slice(from, to);
+        // the files of the chunk that existed at the scan, read in parallel (the disk serves several reads at once)
+        const texts = await readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
+        for (const target of chunk) {
           const fields = winners.get(target)!;
           winners.delete(target);
-          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred });
+          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, texts });
           if (job && job.text === undefined && !dryRun) trash.push(job);
           else if (job) writes.push(job);
         }
@@ -388,6 +393,8 @@ const TRUE_HASH = valueHash(true);
 
 interface ApplyArgs {
   repo: Repo;
+  /** file → its text read just before (undefined: none), for the files read ahead */
+  texts: Map<string, string | undefined>;
   index: EntityIndex;
   clock: Clock;
   generation: number;
@@ -400,11 +407,11 @@ interface ApplyArgs {
 }
 
 /** Decide the new content of one entity; returns a write job when the file changes. */
-function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred }: ApplyArgs): WriteJob | undefined {
+function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, texts }: ApplyArgs): WriteJob | undefined {
   const file = entityFile(repo, target);
   const rel = path.relative(repo.root, file);
   let entry = index.get(target);
-  let text = readIfExists(file);
+  let text = texts.has(file) ? texts.get(file) : readIfExists(file);
   let blob = text !== undefined ? blobId(text) : undefined;
   // the file is one walnut wrote, recorded or adopted (it parses)
   let known = blob !== undefined && entry !== undefined && index.knownBlobs(target).includes(blob);
@@ -522,6 +529,26 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   }
   if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
   return newText !== undefined ? { target, file, text: newText, create: text === undefined } : undefined;
+}
+
+/** Read files, 16 at a time: file → text (undefined when there is none). */
+async function readFiles(files: string[]): Promise<Map<string, string | undefined>> {
+  const out = new Map<string, string | undefined>();
+  let next = 0;
+  const reader = async () => {
+    while (next < files.length) {
+      const file = files[next++];
+      try {
+        out.set(file, await fs.promises.readFile(file, 'utf8'));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+        out.set(file, undefined);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, files.length) }, reader));
+  return out;
 }
 
 /** A file's text, or undefined when there is none (no exception for the common case of a new entity). */

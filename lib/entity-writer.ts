@@ -28,7 +28,7 @@ export interface EntityWrite {
 export type Written = [target: string, size: number, mtimeMs: number];
 
 /** Batches at least this large start the worker thread (when more work follows). */
-const WORKER_MIN_BATCH = 200;
+const WORKER_MIN_BATCH = 100;
 
 /**
  * The worker: CommonJS, self-contained (it runs from this text, so the bundle

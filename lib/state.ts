@@ -393,10 +393,20 @@ export class EntityIndex {
     return undefined;
   }
 
+  /** The last line read from the file (get and knownBlobs of one target read it once). */
+  private lastRead?: { target: string; line: string | undefined };
+
   /** The committed line of a target (or a dirty one), or undefined. */
   private line(target: string): string | undefined {
     const dirty = this.dirty.get(target);
     if (dirty !== undefined) return dirty;
+    if (this.lastRead?.target === target) return this.lastRead.line;
+    const line = this.fileLine(target);
+    this.lastRead = { target, line };
+    return line;
+  }
+
+  private fileLine(target: string): string | undefined {
     const loc = this.log.get(target);
     if (loc) return this.readAt(loc.off, loc.len).toString('utf8');
     const line = this.baseLine(target);
@@ -591,6 +601,7 @@ export class EntityIndex {
     if (chunk.length) writeAll(fd, chunk.join(''), chunkStart);
     fs.fsyncSync(fd);
     this.end = pos;
+    this.lastRead = undefined;
     this.logLines += locs.length;
     for (const [target, loc] of locs) this.log.set(target, loc);
     this.dirty.clear();
@@ -669,6 +680,7 @@ export class EntityIndex {
 
   private reopen(): void {
     this.close();
+    this.lastRead = undefined;
     this.statsDirty = true; // the cache names the index file it goes with
     this.version = 0;
     this.keys = undefined;

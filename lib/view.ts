@@ -10,6 +10,7 @@ import { parseEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
 import { listSegments, listSegmentsIn, scanSegment, type ReadIssue, type ReadRecord, type SegmentInfo } from './journal.js';
 import { readCheckpoint, EntityIndex, type Checkpoint } from './state.js';
 import { blobId } from './hash.js';
+import { statFiles } from './stat-files.js';
 import { WalnutError } from './errors.js';
 import type { Repo } from './repo.js';
 
@@ -239,7 +240,13 @@ export function scanEntityFiles(repo: Repo, index: EntityIndex): { modified: Fil
   const gone: string[] = [];
   const cached = index.fileStats().entries();
   let c = cached.next();
-  for (const target of listEntityDirs(repo)) {
+  const dirs = listEntityDirs(repo);
+  const prefix = repo.root + path.sep;
+  const suffix = path.sep + ENTITY_FILE;
+  const files = path.sep === '/' ? dirs.map((target) => prefix + target + suffix) : dirs.map((target) => prefix + target.replace('/', path.sep) + suffix);
+  const stats = statFiles(files);
+  for (let i = 0; i < dirs.length; i++) {
+    const target = dirs[i];
     // both lists are sorted: walk them side by side
     while (!c.done && c.value[0] < target) {
       gone.push(c.value[0]);
@@ -250,20 +257,26 @@ export function scanEntityFiles(repo: Repo, index: EntityIndex): { modified: Fil
       known = c.value;
       c = cached.next();
     }
-    const file = repo.root + path.sep + target.replace('/', path.sep) + path.sep + ENTITY_FILE;
-    const st = fs.statSync(file, { throwIfNoEntry: false });
-    if (!st || !st.isFile()) {
+    const file = files[i];
+    const size = stats[2 * i];
+    if (size < 0) {
       if (known) gone.push(target);
       continue;
     }
-    const mtimeMs = Math.round(st.mtimeMs);
-    if (known && known[1] === st.size && known[2] === mtimeMs) continue;
-    const text = fs.readFileSync(file, 'utf8');
+    const mtimeMs = Math.round(stats[2 * i + 1]);
+    if (known && known[1] === size && known[2] === mtimeMs) continue;
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      if (known) gone.push(target); // removed since its stat
+      continue;
+    }
     const blob = blobId(text);
-    const change = { target, file, text, blob, size: st.size, mtimeMs };
+    const change = { target, file, text, blob, size, mtimeMs };
     const entry = index.get(target);
     if (!entry) untracked.push(change);
-    else if (entry.blob === blob) index.noteStat(target, st.size, mtimeMs); // unchanged: remember its stat
+    else if (entry.blob === blob) index.noteStat(target, size, mtimeMs); // unchanged: remember its stat
     else if (!index.knownBlobs(target).includes(blob)) modified.push(change);
   }
   for (; !c.done; c = cached.next()) gone.push(c.value[0]);

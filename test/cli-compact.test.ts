@@ -225,6 +225,21 @@ test('an index in format 1 is read, then rewritten in format 2: the same files a
   }
 });
 
+test('files and hidden folders in a collection folder are not entities', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/x', 'a', '1'], dir);
+  ok(['compact'], dir);
+  fs.writeFileSync(path.join(dir, 'companies/README.md'), 'notes\n');
+  fs.mkdirSync(path.join(dir, 'companies/.cache/y'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'companies/.cache/_index.md'), '---\nb: 2\n---\n');
+  fs.mkdirSync(path.join(dir, 'companies/empty'));
+  const st = JSON.parse(ok(['status', '--json'], dir).stdout);
+  assert.equal([st.modified, st.untracked, st.missing], [[], [], []]);
+  ok(['set', 'companies/x', 'a', '2'], dir);
+  ok(['compact'], dir);
+  assert.is(read(dir, 'companies/x'), '---\na: 2\n---\n');
+});
+
 test('a lost or stale stat cache: hand edits and deletions are still found', () => {
   const dir = scenario();
   ok(['compact'], dir);

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EntityIndex, FileStats, INDEX_LIMITS, loadIndexEntries, writeCheckpoint, type IndexEntry } from '../lib/state.js';
 import { initRepo, type Repo } from '../lib/repo.js';
+import { statFiles } from '../lib/stat-files.js';
 import { tmpDir } from './helpers.js';
 
 function repo(): Repo {
@@ -300,6 +301,25 @@ test('FileStats: changes merged into the sorted text', () => {
   assert.is(text, '0/first\t7\t70\na/b\t1\t10\na/c\t5\t50\na/d\t6\t60\nc/last\t8\t80\n');
   assert.is(count, 5);
   assert.equal([...base.entries()].map((e) => e[0]), ['0/first', 'a/b', 'a/c', 'a/d', 'c/last']);
+});
+
+test('statFiles: size and mtime of regular files, -1 for the rest, with a worker thread for many', () => {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'a.md'), 'hello');
+  fs.mkdirSync(path.join(dir, 'folder'));
+  fs.writeFileSync(path.join(dir, 'plain'), 'x');
+  const special = [path.join(dir, 'a.md'), path.join(dir, 'folder'), path.join(dir, 'plain', '_index.md'), path.join(dir, 'none')];
+  for (const n of [special.length, 30_001]) {
+    const files = Array.from({ length: n }, (_, i) => (i < special.length ? special[i] : i % 1000 === 0 ? special[0] : path.join(dir, `missing-${i}`)));
+    files.reverse(); // the real file in both halves
+    const st = statFiles(files);
+    files.forEach((f, i) => {
+      if (f === special[0]) {
+        assert.is(st[2 * i], 5, f);
+        assert.is(st[2 * i + 1], fs.statSync(f).mtimeMs);
+      } else assert.is(st[2 * i], -1, f);
+    });
+  }
 });
 
 test.run();
