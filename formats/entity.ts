@@ -177,7 +177,7 @@ function flatValue(token: string): { value: unknown; scalar?: Scalar.Type } | un
     if (!token.startsWith('[ ') || !token.endsWith(' ]')) return undefined;
     const items: unknown[] = [];
     for (const item of token.slice(2, -2).split(', ')) {
-      const v = plainValue(item);
+      const v = plainValue(item, true);
       if (v === undefined) return undefined;
       items.push(v);
     }
@@ -187,12 +187,32 @@ function flatValue(token: string): { value: unknown; scalar?: Scalar.Type } | un
   return v === undefined ? undefined : { value: v, scalar: Scalar.PLAIN };
 }
 
-/** A plain scalar yaml reads as this string, number or boolean; else undefined. */
-function plainValue(token: string): unknown {
+/** What yaml's core schema reads as null, a boolean or a number (yaml/dist/schema/core, common/null). */
+const CORE_NOT_STRING = [
+  /^(?:~|[Nn]ull|NULL)?$/,
+  /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/,
+  /^0o[0-7]+$/,
+  /^[-+]?[0-9]+$/,
+  /^0x[0-9a-fA-F]+$/,
+  /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/,
+  /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
+  /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/,
+];
+/** Characters that cannot start a plain scalar (YAML's indicators, and space). */
+const NOT_PLAIN_FIRST = /^[,[\]{}#&*!|>'"%@` ]|^[-?:](?: |$)/;
+
+/**
+ * A plain scalar token, as yaml reads it: true, false, a number in JSON's
+ * syntax (at most 15 characters), or a string; undefined for anything else
+ * (other numbers, null, comments, indicators: yaml's parser reads those).
+ */
+function plainValue(token: string, inFlow = false): unknown {
   if (token === 'true') return true;
   if (token === 'false') return false;
   if (token.length <= 15 && FLAT_NUMBER.test(token)) return Number(token);
-  return PLAIN_STRING.test(token) && !NOT_PLAIN.test(token) ? token : undefined;
+  if (NOT_PLAIN_FIRST.test(token) || /: |:$|#|\s$|\t/.test(token) || !printable(token)) return undefined;
+  if (inFlow && /[,[\]{}]/.test(token)) return undefined;
+  return CORE_NOT_STRING.some((r) => r.test(token)) ? undefined : token;
 }
 
 /** Strings that YAML writes plain, as they are: a letter first; no `#`, no `: `, nothing at the end that YAML trims or reads as a key. */

@@ -176,7 +176,7 @@ export const INDEX_LIMITS = {
   /** merge the log into the base when it holds more than this many lines … */
   logLines: 1000,
   /** … and more bytes than this fraction of the base */
-  logFraction: 0.25,
+  logFraction: 0.5,
 };
 
 /**
