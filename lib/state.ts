@@ -160,6 +160,18 @@ interface Loc {
   len: number;
 }
 
+/** Where the index file stood at some moment (see EntityIndex.mark). */
+export interface IndexMark {
+  /** the file's inode: a merge or a new file replaces it */
+  ino: number;
+  /** end of the base (0 in format 1) */
+  base: number;
+  /** end of the lines committed then, and before any rolled-back line */
+  end: number;
+  /** tailHash of the file at `end` */
+  tail: string;
+}
+
 /** Closes the file descriptors of indexes nobody closed (long-running processes). */
 const finalizer = new FinalizationRegistry<{ fds: number[] }>(({ fds }) => {
   for (const fd of fds) {
@@ -204,6 +216,8 @@ export class EntityIndex {
   private log = new Map<string, Loc>();
   /** blobs of lines rolled back (an unfinished compaction may have written those files) */
   private rolledBack = new Map<string, Set<string>>();
+  /** offset of the first rolled-back line (it may become committed by a later run of its generation) */
+  private rolledBackFrom = Infinity;
   /** changed entries, already formatted (compact in memory) */
   private dirty = new Map<string, string>();
   private group?: { off: number; end: number; buf: Buffer };
@@ -323,6 +337,7 @@ export class EntityIndex {
     if (gen > this.generation) {
       const blobEnd = buf.indexOf(TAB, i + 1);
       if (blobEnd > i && blobEnd < to) this.rollBack(target, buf.toString('latin1', i + 1, blobEnd));
+      if (off < this.rolledBackFrom) this.rolledBackFrom = off;
       return;
     }
     this.log.set(target, { off, len: to - from });
@@ -419,6 +434,31 @@ export class EntityIndex {
       return undefined;
     }
     return line;
+  }
+
+  /**
+   * Where the file stands now, for asking later which entities changed
+   * since (`changedSince`); undefined when there is no file or unsaved changes.
+   * @example const mark = index.mark() // kept with what was built from the index
+   */
+  mark(): IndexMark | undefined {
+    if (this.fd === undefined || this.version === 0 || this.dirty.size > 0) return undefined;
+    const end = Math.min(this.end, this.rolledBackFrom);
+    return { ino: this.ino, base: this.baseEnd, end, tail: tailHash(this.file, end) };
+  }
+
+  /**
+   * The targets whose committed line was appended after a mark, sorted (a
+   * superset of the entities whose entry changed). Undefined when the file was
+   * replaced or rewritten since (a merge, a new index): then the answer needs a full read.
+   * @example const changed = index.changedSince(mark) ?? [...everything]
+   */
+  changedSince(mark: IndexMark): string[] | undefined {
+    if (this.fd === undefined || this.version === 0 || this.ino !== mark.ino || this.baseEnd !== mark.base) return undefined;
+    if (mark.end < this.logStart || mark.end > this.end || tailHash(this.file, mark.end) !== mark.tail) return undefined;
+    const out: string[] = [];
+    for (const [target, loc] of this.log) if (loc.off >= mark.end) out.push(target);
+    return out.sort();
   }
 
   /** Number of entities the index knows (reads the whole base). */
