@@ -126,6 +126,76 @@ test('a version differing in k entities writes 3k objects plus a few trees and t
   assert.is(fsck.code, 0, fsck.out);
 });
 
+test('a version built from the changes since the last one is the tree a full build gives', () => {
+  const data = initRepoDir('pi-01');
+  const setBatch = (lines: object[]) => ok(['set', '--batch'], data, {}, lines.map((l) => JSON.stringify(l)).join('\n'));
+  // slugs whose git order differs from their order as strings ('a-b/' < 'a/'), and non-ASCII ones
+  const slugs = ['a', 'a-b', 'a.b', 'ab', 'b', 'zürich', 'zz', 'é', '\u{1f330}nut', 'ﬀ'];
+  setBatch(slugs.map((s, i) => ({ target: `companies/${s}`, field: 'name', value: `N${i}` })));
+  setBatch([{ target: 'people/ann', field: 'name', value: 'Ann' }]);
+  const v1 = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
+  assert.is(v1.built, 'full', 'the first version is built from every entity');
+  const step = (changes: object[], hand: Record<string, string | null> = {}) => {
+    if (changes.length) setBatch(changes);
+    writeEntities(data, hand);
+    const doc = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
+    assert.is(doc.built, 'changes', `built from the changes: ${JSON.stringify(doc)}`);
+    // a full build of the same state finds nothing new: the very same trees
+    const full = ok(['version', 'create', '--full', '--json'], data);
+    const again = JSON.parse(full.stdout);
+    assert.is(again.built, 'full');
+    assert.is(again.new, false, `a full build gives the same tree: ${full.stdout}`);
+    assert.is(again.id, doc.id);
+    sameFiles(versionFiles(data, doc.id), entityFiles(data), `version ${doc.id} = the entity files`);
+    return doc;
+  };
+  // changed, added between existing names (both orders), added at both ends, a new collection
+  const v2 = step([
+    { target: 'companies/a', field: 'city', value: 'Oslo' },
+    { target: 'companies/a-a', field: 'name', value: 'new' },
+    { target: 'companies/a0', field: 'name', value: 'new too' },
+    { target: 'companies/0first', field: 'name', value: 'first' },
+    { target: 'companies/\u{1f331}sprout', field: 'name', value: 'last' },
+    { target: 'notes/n1', field: 'title', value: 'T' },
+  ]);
+  assert.is(v2.changed, 6);
+  assert.is(v2.entities, slugs.length + 1 + 5);
+  // deleted, a hand edit recorded by the compaction before the build, an unchanged field set again
+  const v3 = step([{ target: 'companies/a-b', field: '@deleted', value: true }, { target: 'companies/b', field: 'name', value: 'N4' }], { 'people/ann': entity({ name: 'Ann', role: 'by hand' }) });
+  assert.is(v3.changed, 2, 'a-b deleted, ann edited (b unchanged)');
+  assert.is(v3.entities, v2.entities - 1);
+  // every entity of a collection deleted: the collection leaves the tree
+  const v4 = step([{ target: 'notes/n1', field: '@deleted', value: true }]);
+  assert.not.ok([...versionFiles(data, v4.id).keys()].some((f) => f.startsWith('notes/')), 'no notes/ tree');
+  // and it comes back
+  step([{ target: 'notes/n1', field: 'title', value: 'back' }]);
+  const fsck = gitStatus(data, ['fsck', '--strict']);
+  assert.is(fsck.code, 0, fsck.out);
+});
+
+test('a lost or stale build mark, or a newest version from elsewhere, means a full build', () => {
+  const data = initRepoDir('pi-01');
+  ok(['set', 'companies/acme', 'name', 'Acme'], data);
+  ok(['version', 'create'], data);
+  const mark = path.join(gitdir(data), 'walnut-build');
+  assert.ok(fs.existsSync(mark));
+  ok(['set', 'companies/acme', 'name', 'Acme 2'], data);
+  fs.rmSync(mark);
+  assert.is(JSON.parse(ok(['version', 'create', '--json'], data).stdout).built, 'full', 'no mark');
+  ok(['set', 'companies/acme', 'name', 'Acme 3'], data);
+  fs.writeFileSync(mark, '{"version":1,"id":"torn');
+  assert.is(JSON.parse(ok(['version', 'create', '--json'], data).stdout).built, 'full', 'a damaged mark');
+  // the mark names another version than the newest
+  ok(['set', 'companies/acme', 'name', 'Acme 4'], data);
+  const good = fs.readFileSync(mark, 'utf8');
+  fs.writeFileSync(mark, good.replace(/"id":"[0-9a-f]{40}"/, `"id":"${'0'.repeat(40)}"`));
+  assert.is(JSON.parse(ok(['version', 'create', '--json'], data).stdout).built, 'full', 'a mark for another version');
+  ok(['set', 'companies/acme', 'name', 'Acme 5'], data);
+  const doc = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
+  assert.is(doc.built, 'changes', 'and the mark written by that full build is used');
+  sameFiles(versionFiles(data, doc.id), entityFiles(data), 'the version = the entity files');
+});
+
 /**
  * Three versions, built once and copied per test that writes:
  * v1 = x (Berlin), gone, same, n1 (first body);

@@ -16,8 +16,9 @@ import { WalnutError } from '../errors.js';
 import { blobId } from '../hash.js';
 import type { Repo } from '../repo.js';
 import { withLease } from '../lease.js';
-import { readCheckpoint, EntityIndex, type IndexEntry, type FieldStamp } from '../state.js';
-import { PackWriter, objectId, folderTreeId, textBlobId, treeBytes, uniformTreeBytes, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
+import { readCheckpoint, EntityIndex, type FieldStamp, type IndexMark } from '../state.js';
+import { readFileOrUndefined, writeFileAtomic } from '../fsutil.js';
+import { PackWriter, objectId, folderTreeId, textBlobId, treeBytes, uniformTreeBytes, uniformEntries, patchTree, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
 import { VersionStore, ENTITY_NAME, META_DIR, MAX_PACKS, type VersionInfo } from './store.js';
 
 export const CREATE_CRASH_POINTS = ['version:after-pack', 'version:after-ref'] as const;
@@ -30,6 +31,8 @@ export interface CreateOptions {
   /** the creation time (ms; default now) */
   now?: number;
   crashPoint?: (name: string) => void;
+  /** build from every index entry even when only the changes since the head version would do */
+  full?: boolean;
 }
 
 export interface CreateResult {
@@ -40,6 +43,8 @@ export interface CreateResult {
   objects: number;
   /** entities whose file differs from the previous version */
   changed: number;
+  /** `changes`: from the entities changed since the version built last; `full`: from every entity */
+  built: 'changes' | 'full';
 }
 
 /** The stamps of an index entry as the index writes them (`field RS stamp RS vhash`, joined by US). */
@@ -83,137 +88,273 @@ export async function createVersion(options: CreateOptions): Promise<CreateResul
   });
 }
 
+/** What `build` and `patch` produce: the collection trees and counts (objects go into the pack). */
+interface Built {
+  /** collection → tree of its entity folders (only collections with live entities) */
+  collections: TreeEntry[];
+  /** collection → tree of its stamps files */
+  stampEntries: TreeEntry[];
+  entities: number;
+  /** entities whose file differs from the previous version */
+  changed: number;
+}
+
+type Put = (type: 'blob' | 'tree' | 'commit', content: Buffer, oid?: string) => string;
+
+/** Where new objects go: `put` adds one unless the store or the pack holds it. */
+interface Out {
+  put: Put;
+  has(oid: string): boolean;
+}
+
+/** Where the index stood when the head version was built (`<store>/walnut-build`). */
+interface BuildMark {
+  version: 1;
+  /** the version built */
+  id: string;
+  /** the checkpoint generation it was built at */
+  generation: number;
+  index: IndexMark;
+}
+
+const BUILD_MARK = 'walnut-build';
+
 function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateResult {
   const cp = readCheckpoint(repo);
   const index = EntityIndex.load(repo, cp.generation);
-  const parent = store.head();
-  const prev = parent ? previousTrees(store, parent) : undefined;
-
-  const pack = new PackWriter(store.packDir);
   try {
-    const put = (type: 'blob' | 'tree' | 'commit', content: Buffer, oid = objectId(type, content)) => {
-      if (!pack.holds(oid) && !store.has(oid)) pack.add(type, content, oid);
-      return oid;
-    };
-    let entities = 0;
-    let changed = 0;
-    const rootEntries: TreeEntry[] = [];
-    const stampEntries: TreeEntry[] = [];
-    /** live entities the previous version had too (to count the ones gone since) */
-    let presentInPrev = 0;
-
-    // One entity at a time (the index streams them sorted by target): only
-    // names and ids are kept, per collection, never the entries themselves.
-    let current: { collection: string; slugs: string[]; stampOids: string[]; folders: Map<string, string> } | undefined;
-    const finishCollection = () => {
-      if (!current) return;
-      const { collection, slugs, stampOids, folders } = current;
-      if (folders.size > 0) {
-        const names = sortNames([...folders.keys()], MODE_TREE);
-        rootEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(names, names.map((n) => folders.get(n)!), MODE_TREE)) });
-      }
-      // the stamps tree holds files: sorted by name (byte order)
-      const order = sortNames(slugs.map((x, i) => `${x}\x00${i}`), MODE_FILE).map((k) => Number(k.slice(k.indexOf('\x00') + 1)));
-      stampEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(order.map((i) => slugs[i]), order.map((i) => stampOids[i]), MODE_FILE)) });
-      current = undefined;
-    };
-    const addEntry = (target: string, e: IndexEntry) => {
-      const slash = target.indexOf('/');
-      const collection = target.slice(0, slash);
-      const slug = target.slice(slash + 1);
-      if (current?.collection !== collection) {
-        finishCollection();
-        current = { collection, slugs: [], stampOids: [], folders: new Map() };
-      }
-      // deleted entities keep their stamps (an older record must still lose), but have no folder
-      const stamps = stampsText(e.stamps);
-      const stampOid = textBlobId(stamps);
-      if (prev?.stamps.get(collection)?.get(slug) !== stampOid) put('blob', Buffer.from(stamps, 'utf8'), stampOid);
-      current.slugs.push(slug);
-      current.stampOids.push(stampOid);
-      if (!e.blob) return;
-      const folderOid = folderTreeId(e.blob);
-      const before = prev?.folders.get(collection)?.get(slug);
-      if (before !== undefined) presentInPrev++;
-      if (before !== folderOid) {
-        changed++;
-        if (!pack.holds(folderOid) && !store.has(folderOid)) {
-          if (!pack.holds(e.blob) && !store.has(e.blob)) pack.add('blob', entityContent(repo, collection, slug, e.blob), e.blob);
-          pack.add('tree', folderTree(e.blob), folderOid);
-        }
-      }
-      current.folders.set(slug, folderOid);
-      entities++;
-    };
-    const seen = new Set<string>();
+    const parent = store.head();
+    const mark = index.mark();
+    // Only what changed since the head version, when the head was built here
+    // from this very index (same file, only appended to since): the result is
+    // the tree a full build would give (tested).
+    const last = parent && !options.full ? readBuildMark(store) : undefined;
+    const since = last && last.id === parent && last.generation <= cp.generation ? index.changedSince(last.index) : undefined;
+    const pack = new PackWriter(store.packDir);
     try {
-      for (const [target, e] of index.entries()) {
-        const collection = target.slice(0, target.indexOf('/'));
-        // entries come sorted by target; a collection seen before would split its tree
-        if (current?.collection !== collection && seen.has(collection)) throw new Error(`index entries out of order at ${target}`);
-        seen.add(collection);
-        addEntry(target, e);
-      }
-      finishCollection();
-    } finally {
-      index.close();
-    }
-    if (prev) {
-      // entities gone since the previous version
-      let prevLive = 0;
-      for (const slugs of prev.folders.values()) prevLive += slugs.size;
-      changed += prevLive - presentInPrev;
-    }
-    const stampsTree = put('tree', treeBytes(stampEntries));
-    if (parent && prev && prev.stampsTree === stampsTree && sameEntries(prev.entities, rootEntries)) {
-      // only the checkpoint moved (e.g. a sync_checkpoint record): the data set is the same
+      const has = (oid: string) => pack.holds(oid) || store.has(oid);
+      const put: Put = (type, content, oid = objectId(type, content)) => {
+        if (!has(oid)) pack.add(type, content, oid);
+        return oid;
+      };
+      const out: Out = { put, has };
+      const parentTrees = parent ? rootTrees(store, parent) : undefined;
+      const built = since && parentTrees ? patch(repo, store, index, since, parentTrees, store.info(parent!).entities, out) : fullBuild(repo, store, index, parent, out);
+      const result = { ...commit(repo, store, options, cp, parent, parentTrees, built, pack, put), built: since && parentTrees ? ('changes' as const) : ('full' as const) };
+      if (mark) writeBuildMark(store, { version: 1, id: result.version.id, generation: cp.generation, index: mark });
+      return result;
+    } catch (err) {
       pack.abort();
-      return { version: store.info(parent), created: false, objects: 0, changed: 0 };
+      throw err;
     }
-    const checkpoint = Buffer.from(JSON.stringify({ version: 1, generation: cp.generation, high: cp.high, segments: cp.segments, deferred: cp.deferred }, null, 1) + '\n', 'utf8');
-    const meta = treeBytes([
-      { mode: MODE_FILE, name: 'checkpoint', oid: put('blob', checkpoint) },
-      { mode: MODE_TREE, name: 'stamps', oid: stampsTree },
-    ]);
-    rootEntries.push({ mode: MODE_TREE, name: META_DIR, oid: put('tree', meta) });
-    const tree = put('tree', treeBytes(rootEntries));
-    if (parent && prev?.tree === tree) {
-      pack.abort();
-      return { version: store.info(parent), created: false, objects: 0, changed: 0 };
-    }
-    const now = options.now ?? Date.now();
-    const created = new Date(now).toISOString();
-    const message = [
-      `walnut version: ${entities} entit${entities === 1 ? 'y' : 'ies'}, generation ${cp.generation}`,
-      '',
-      `Walnut-Node: ${repo.node}`,
-      `Walnut-Created: ${created}`,
-      `Walnut-Entities: ${entities}`,
-      `Walnut-Generation: ${cp.generation}`,
-      '',
-    ].join('\n');
-    const id = put('commit', commitBytes({ tree, parents: parent ? [parent] : [], name: repo.node, email: `${repo.node}@walnut`, time: Math.floor(now / 1000), message }));
-    const objects = pack.count;
-    pack.finish();
-    options.crashPoint?.('version:after-pack');
-    store.refresh();
-    store.addVersion(id);
-    store.setHead(id);
-    options.crashPoint?.('version:after-ref');
-    if (store.packList().length > MAX_PACKS) store.repack();
-    return { version: store.info(id), created: true, objects, changed };
-  } catch (err) {
-    pack.abort();
-    throw err;
+  } finally {
+    index.close();
   }
 }
 
+/** The root of a version: its collection trees and its stamps trees. */
+interface RootTrees {
+  tree: string;
+  collections: TreeEntry[];
+  stampsTree?: string;
+  stamps: TreeEntry[];
+}
+
+function rootTrees(store: VersionStore, id: string): RootTrees {
+  const tree = store.readCommit(id).tree;
+  const collections: TreeEntry[] = [];
+  let stampsTree: string | undefined;
+  let stamps: TreeEntry[] = [];
+  for (const e of store.readTree(tree)) {
+    if (e.mode !== MODE_TREE) continue;
+    if (e.name === META_DIR) {
+      stampsTree = store.readTree(e.oid).find((x) => x.name === 'stamps')?.oid;
+      stamps = stampsTree ? store.readTree(stampsTree) : [];
+    } else collections.push(e);
+  }
+  return { tree, collections, stampsTree, stamps };
+}
+
+/** The folder tree of an entity (and its blob, read from its file) into the pack unless the store or the pack has it. */
+function putEntity(repo: Repo, out: Out, collection: string, slug: string, blob: string, folderOid = folderTreeId(blob)): string {
+  if (!out.has(folderOid)) {
+    if (!out.has(blob)) out.put('blob', entityContent(repo, collection, slug, blob), blob);
+    out.put('tree', folderTree(blob), folderOid);
+  }
+  return folderOid;
+}
+
+/**
+ * A version from the previous one and the entities whose index line was
+ * appended since it was built: the collection trees of the previous version
+ * patched (O(changed · log n) lookups plus one copy of each changed collection's tree).
+ */
+function patch(repo: Repo, store: VersionStore, index: EntityIndex, targets: string[], prev: RootTrees, prevEntities: number, out: Out): Built {
+  const { put } = out;
+  const folders = new Map(prev.collections.map((e) => [e.name, e.oid]));
+  const stamps = new Map(prev.stamps.map((e) => [e.name, e.oid]));
+  const byCollection = new Map<string, string[]>();
+  for (const target of targets) {
+    const slash = target.indexOf('/');
+    const c = target.slice(0, slash);
+    let slugs = byCollection.get(c);
+    if (!slugs) byCollection.set(c, (slugs = []));
+    slugs.push(target.slice(slash + 1));
+  }
+  let entities = prevEntities;
+  let changed = 0;
+  for (const [collection, slugs] of byCollection) {
+    const folderChanges: Array<[string, string | undefined]> = [];
+    const stampChanges: Array<[string, string | undefined]> = [];
+    for (const slug of slugs) {
+      const e = index.get(`${collection}/${slug}`);
+      if (!e) continue;
+      const text = stampsText(e.stamps);
+      stampChanges.push([slug, put('blob', Buffer.from(text, 'utf8'), textBlobId(text))]);
+      folderChanges.push([slug, e.blob ? putEntity(repo, out, collection, slug, e.blob) : undefined]);
+    }
+    const before = folders.get(collection);
+    const f = patchTree(before ? uniformEntries(store.read(before).content) : { names: [], oids: [] }, folderChanges, MODE_TREE);
+    entities += f.added - f.removed;
+    changed += f.added + f.changed + f.removed;
+    if (f.names.length > 0) folders.set(collection, put('tree', uniformTreeBytes(f.names, f.oids, MODE_TREE)));
+    else folders.delete(collection);
+    const stampsBefore = stamps.get(collection);
+    const st = patchTree(stampsBefore ? uniformEntries(store.read(stampsBefore).content) : { names: [], oids: [] }, stampChanges, MODE_FILE);
+    stamps.set(collection, put('tree', uniformTreeBytes(st.names, st.oids, MODE_FILE)));
+  }
+  const entries = (m: Map<string, string>) => [...m].map(([name, oid]): TreeEntry => ({ mode: MODE_TREE, name, oid }));
+  return { collections: entries(folders), stampEntries: entries(stamps), entities, changed };
+}
+
+/** A version from every index entry (the first version, or when the index was rewritten since the last). */
+function fullBuild(repo: Repo, store: VersionStore, index: EntityIndex, parent: string | undefined, out: Out): Built {
+  const { put } = out;
+  const prev = parent ? previousTrees(store, parent) : undefined;
+  let entities = 0;
+  let changed = 0;
+  const collections: TreeEntry[] = [];
+  const stampEntries: TreeEntry[] = [];
+  /** live entities the previous version had too (to count the ones gone since) */
+  let presentInPrev = 0;
+
+  // One entity at a time (the index streams them sorted by target): only
+  // names and ids are kept, per collection, never the entries themselves.
+  let current: { collection: string; slugs: string[]; stampOids: string[]; folders: Map<string, string> } | undefined;
+  const finishCollection = () => {
+    if (!current) return;
+    const { collection, slugs, stampOids, folders } = current;
+    if (folders.size > 0) {
+      const names = sortNames([...folders.keys()], MODE_TREE);
+      collections.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(names, names.map((n) => folders.get(n)!), MODE_TREE)) });
+    }
+    // the stamps tree holds files: sorted by name (byte order)
+    const order = sortNames(slugs.map((x, i) => `${x}\x00${i}`), MODE_FILE).map((k) => Number(k.slice(k.indexOf('\x00') + 1)));
+    stampEntries.push({ mode: MODE_TREE, name: collection, oid: put('tree', uniformTreeBytes(order.map((i) => slugs[i]), order.map((i) => stampOids[i]), MODE_FILE)) });
+    current = undefined;
+  };
+  const seen = new Set<string>();
+  for (const [target, e] of index.entries()) {
+    const slash = target.indexOf('/');
+    const collection = target.slice(0, slash);
+    const slug = target.slice(slash + 1);
+    if (current?.collection !== collection) {
+      // entries come sorted by target; a collection seen before would split its tree
+      if (seen.has(collection)) throw new Error(`index entries out of order at ${target}`);
+      seen.add(collection);
+      finishCollection();
+      current = { collection, slugs: [], stampOids: [], folders: new Map() };
+    }
+    // deleted entities keep their stamps (an older record must still lose), but have no folder
+    const stamps = stampsText(e.stamps);
+    const stampOid = textBlobId(stamps);
+    if (prev?.stamps.get(collection)?.get(slug) !== stampOid) put('blob', Buffer.from(stamps, 'utf8'), stampOid);
+    current.slugs.push(slug);
+    current.stampOids.push(stampOid);
+    if (!e.blob) continue;
+    const before = prev?.folders.get(collection)?.get(slug);
+    if (before !== undefined) presentInPrev++;
+    const folderOid = folderTreeId(e.blob);
+    if (before !== folderOid) {
+      changed++;
+      putEntity(repo, out, collection, slug, e.blob, folderOid);
+    }
+    current.folders.set(slug, folderOid);
+    entities++;
+  }
+  finishCollection();
+  if (prev) {
+    // entities gone since the previous version
+    let prevLive = 0;
+    for (const slugs of prev.folders.values()) prevLive += slugs.size;
+    changed += prevLive - presentInPrev;
+  }
+  return { collections, stampEntries, entities, changed };
+}
+
+/** Write the version's commit (unless it holds exactly the head's state) and point the head at it. */
+function commit(repo: Repo, store: VersionStore, options: CreateOptions, cp: ReturnType<typeof readCheckpoint>, parent: string | undefined, prev: RootTrees | undefined, built: Built, pack: PackWriter, put: Put): Omit<CreateResult, 'built'> {
+  const { entities, changed } = built;
+  const stampsTree = put('tree', treeBytes(built.stampEntries));
+  if (parent && prev && prev.stampsTree === stampsTree && sameEntries(prev.collections, built.collections)) {
+    // only the checkpoint moved (e.g. a sync_checkpoint record): the data set is the same
+    pack.abort();
+    return { version: store.info(parent), created: false, objects: 0, changed: 0 };
+  }
+  const checkpoint = Buffer.from(JSON.stringify({ version: 1, generation: cp.generation, high: cp.high, segments: cp.segments, deferred: cp.deferred }, null, 1) + '\n', 'utf8');
+  const meta = treeBytes([
+    { mode: MODE_FILE, name: 'checkpoint', oid: put('blob', checkpoint) },
+    { mode: MODE_TREE, name: 'stamps', oid: stampsTree },
+  ]);
+  const rootEntries = [...built.collections, { mode: MODE_TREE, name: META_DIR, oid: put('tree', meta) } as TreeEntry];
+  const tree = put('tree', treeBytes(rootEntries));
+  if (parent && prev?.tree === tree) {
+    pack.abort();
+    return { version: store.info(parent), created: false, objects: 0, changed: 0 };
+  }
+  const now = options.now ?? Date.now();
+  const created = new Date(now).toISOString();
+  const message = [
+    `walnut version: ${entities} entit${entities === 1 ? 'y' : 'ies'}, generation ${cp.generation}`,
+    '',
+    `Walnut-Node: ${repo.node}`,
+    `Walnut-Created: ${created}`,
+    `Walnut-Entities: ${entities}`,
+    `Walnut-Generation: ${cp.generation}`,
+    '',
+  ].join('\n');
+  const id = put('commit', commitBytes({ tree, parents: parent ? [parent] : [], name: repo.node, email: `${repo.node}@walnut`, time: Math.floor(now / 1000), message }));
+  const objects = pack.count;
+  pack.finish();
+  options.crashPoint?.('version:after-pack');
+  store.refresh();
+  store.addVersion(id);
+  store.setHead(id);
+  options.crashPoint?.('version:after-ref');
+  if (store.packList().length > MAX_PACKS) store.repack();
+  return { version: store.info(id), created: true, objects, changed };
+}
+
+function readBuildMark(store: VersionStore): BuildMark | undefined {
+  const text = readFileOrUndefined(path.join(store.gitdir, BUILD_MARK));
+  if (!text) return undefined;
+  try {
+    const m = JSON.parse(text) as BuildMark;
+    return m?.version === 1 && typeof m.id === 'string' && typeof m.generation === 'number' && m.index && typeof m.index.end === 'number' ? m : undefined;
+  } catch {
+    return undefined; // a damaged mark only costs a full build
+  }
+}
+
+function writeBuildMark(store: VersionStore, mark: BuildMark): void {
+  writeFileAtomic(path.join(store.gitdir, BUILD_MARK), JSON.stringify(mark) + '\n');
+}
+
 /** The previous version's folder and stamps trees by collection and slug. */
-function previousTrees(store: VersionStore, id: string): { tree: string; entities: TreeEntry[]; stampsTree?: string; folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
+function previousTrees(store: VersionStore, id: string): { tree: string; stampsTree?: string; folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
   const tree = store.readCommit(id).tree;
   const folders = new Map<string, Map<string, string>>();
   const stamps = new Map<string, Map<string, string>>();
-  const entities: TreeEntry[] = [];
   let stampsTree: string | undefined;
   for (const e of store.readTree(tree)) {
     if (e.mode !== MODE_TREE) continue;
@@ -223,10 +364,9 @@ function previousTrees(store: VersionStore, id: string): { tree: string; entitie
       for (const c of st ? store.readTree(st.oid) : []) stamps.set(c.name, new Map(store.readTree(c.oid).map((x) => [x.name, x.oid])));
       continue;
     }
-    entities.push(e);
     folders.set(e.name, new Map(store.readTree(e.oid).map((x) => [x.name, x.oid])));
   }
-  return { tree, entities, stampsTree, folders, stamps };
+  return { tree, stampsTree, folders, stamps };
 }
 
 /** The same collection trees (names and ids), in any order. */

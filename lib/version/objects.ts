@@ -95,6 +95,90 @@ export function sortNames(names: string[], mode: typeof MODE_FILE | typeof MODE_
   return names.sort((a, b) => Buffer.compare(Buffer.from(a + suffix), Buffer.from(b + suffix)));
 }
 
+/** A tree's names and ids in tree order (lighter than parseTree for 100 k entries). */
+export interface UniformTree {
+  names: string[];
+  oids: string[];
+}
+
+/** Read a tree whose entries are all folders or all files into names and ids. */
+export function uniformEntries(content: Buffer): UniformTree {
+  const names: string[] = [];
+  const oids: string[] = [];
+  let pos = 0;
+  while (pos < content.length) {
+    const space = content.indexOf(0x20, pos);
+    const nul = content.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > content.length) throw new Error('malformed tree object');
+    names.push(content.toString('utf8', space + 1, nul));
+    oids.push(content.toString('hex', nul + 1, nul + 21));
+    pos = nul + 21;
+  }
+  return { names, oids };
+}
+
+/** Compare two names the way git orders the entries of a tree (a folder compares as `name/`). */
+export function compareNames(a: string, b: string, mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): number {
+  const suffix = mode === MODE_TREE ? '/' : '';
+  const x = a + suffix;
+  const y = b + suffix;
+  // UTF-16 order equals byte order for text without surrogate pairs
+  if (!/[\ud800-\udfff]/.test(x + y)) return x < y ? -1 : x > y ? 1 : 0;
+  return Buffer.compare(Buffer.from(x), Buffer.from(y));
+}
+
+/**
+ * Apply changes to a sorted tree: each name gets the id given, or leaves the
+ * tree when the id is undefined. O(k log n) comparisons and one copy.
+ * @returns the new tree, and how many names were added, changed and removed
+ */
+export function patchTree(tree: UniformTree, changes: Iterable<[name: string, oid: string | undefined]>, mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): UniformTree & { added: number; changed: number; removed: number } {
+  const { names } = tree;
+  const oids: Array<string | undefined> = tree.oids.slice();
+  const inserts: Array<{ name: string; oid: string; at: number }> = [];
+  let added = 0;
+  let changed = 0;
+  let removed = 0;
+  const seen = new Set<string>();
+  for (const [name, oid] of changes) {
+    if (seen.has(name)) throw new Error(`patchTree: ${name} changed twice`);
+    seen.add(name);
+    let lo = 0;
+    let hi = names.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareNames(names[mid], name, mode) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < names.length && names[lo] === name) {
+      if (oids[lo] === oid) continue;
+      if (oid === undefined) removed++;
+      else changed++;
+      oids[lo] = oid;
+    } else if (oid !== undefined) {
+      inserts.push({ name, oid, at: lo });
+      added++;
+    }
+  }
+  if (added === 0 && removed === 0) return { names: names.slice(), oids: oids as string[], added, changed, removed };
+  inserts.sort((a, b) => a.at - b.at || compareNames(a.name, b.name, mode));
+  const outNames: string[] = [];
+  const outOids: string[] = [];
+  let j = 0;
+  for (let i = 0; i <= names.length; i++) {
+    while (j < inserts.length && inserts[j].at === i) {
+      outNames.push(inserts[j].name);
+      outOids.push(inserts[j].oid);
+      j++;
+    }
+    if (i < names.length && oids[i] !== undefined) {
+      outNames.push(names[i]);
+      outOids.push(oids[i]!);
+    }
+  }
+  return { names: outNames, oids: outOids, added, changed, removed };
+}
+
 /** Parse a tree object's content. */
 export function parseTree(content: Buffer): TreeEntry[] {
   const out: TreeEntry[] = [];
