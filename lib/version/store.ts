@@ -54,6 +54,8 @@ export class VersionStore {
   readonly packDir: string;
   private packs: PackFile[] = [];
   private packNames = new Set<string>();
+  /** whether `objects/` holds loose-object folders (walnut never writes any) */
+  private loose = false;
   private readonly trees = new Map<string, TreeEntry[]>();
   private readonly listings = new Map<string, Listing>();
 
@@ -83,6 +85,9 @@ export class VersionStore {
 
   /** Re-list the packs (after another process added one). */
   refresh(): void {
+    const objects = path.dirname(this.packDir);
+    // walnut writes packs only: without loose-object folders, a lookup need not probe for one
+    this.loose = fs.existsSync(objects) && fs.readdirSync(objects).some((n) => /^[0-9a-f]{2}$/.test(n));
     const names = fs.existsSync(this.packDir) ? fs.readdirSync(this.packDir).filter((n) => n.endsWith('.idx')).map((n) => n.slice(0, -4)) : [];
     for (const name of names) {
       if (this.packNames.has(name) || !fs.existsSync(path.join(this.packDir, `${name}.pack`))) continue;
@@ -108,7 +113,7 @@ export class VersionStore {
   /** True when the store holds the object. */
   has(oid: string): boolean {
     for (const p of this.packs) if (p.find(oid) >= 0) return true;
-    return fs.existsSync(this.loosePath(oid));
+    return this.loose && fs.existsSync(this.loosePath(oid));
   }
 
   /** Read an object. @throws WalnutError `ENOOBJECT` */
