@@ -69,6 +69,16 @@ function parseYaml(yaml: string, file?: string): Document.Parsed {
   return doc;
 }
 
+/** The values of parsed frontmatter; an alias to no anchor (or too many aliases) is a format error, not a crash. */
+function docData(doc: Document.Parsed, file?: string): Record<string, unknown> {
+  if (!isMap(doc.contents)) return {};
+  try {
+    return (doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>) ?? {};
+  } catch (err) {
+    throw new FormatError('EFRONTMATTER', `frontmatter does not parse: ${(err as Error).message.split('\n')[0]}`, { file, line: 2 }, ['fix the YAML between the --- lines (an alias *name needs an anchor &name before it), then run walnut again']);
+  }
+}
+
 /**
  * Parse an entity file.
  *
@@ -81,8 +91,11 @@ function parseYaml(yaml: string, file?: string): Document.Parsed {
 export function parseEntity(text: string, file?: string): ParsedEntity {
   const parts = split(text, file);
   if (!parts.open) return { data: {}, body: text, hasFrontmatter: false };
+  // flat frontmatter (`key: value` lines) without yaml's parser: what it would read
+  const flat = readFlat(parts.yaml);
+  if (flat) return { data: { ...flat.data }, body: parts.body, hasFrontmatter: true };
   const doc = parseYaml(parts.yaml, file);
-  const data = isMap(doc.contents) ? (doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>) ?? {} : {};
+  const data = docData(doc, file);
   return { data, body: parts.body, hasFrontmatter: true };
 }
 
@@ -104,13 +117,13 @@ export interface EntityEditor extends ParsedEntity {
  */
 export function editEntity(text: string, file?: string): EntityEditor {
   const parts = split(text, file);
-  const fresh = () => parsedDoc(() => parseYaml(parts.yaml, file));
+  const fresh = () => parsedDoc(() => parseYaml(parts.yaml, file), file);
   if (!parts.open) return { data: {}, body: text, hasFrontmatter: false, update: (changes) => applyChanges(parts, fresh(), changes, file) };
   const flat = readFlat(parts.yaml);
   // flat frontmatter (`key: value` lines): read without yaml's parser, parsed by it only for a fallback
   if (flat) return { data: { ...flat.data }, body: parts.body, hasFrontmatter: true, update: (changes) => applyChanges(parts, flatParsed(flat, parts, file), changes, file) };
   const doc = parseYaml(parts.yaml, file);
-  const data = isMap(doc.contents) ? (doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>) ?? {} : {};
+  const data = docData(doc, file);
   let used = false;
   return {
     data,
@@ -120,7 +133,7 @@ export function editEntity(text: string, file?: string): EntityEditor {
       // the fallback of applyChanges edits the document: a second update parses afresh
       const d = used ? parseYaml(parts.yaml, file) : doc;
       used = true;
-      return applyChanges(parts, parsedDoc(() => d), changes, file);
+      return applyChanges(parts, parsedDoc(() => d, file), changes, file);
     },
   };
 }
@@ -279,7 +292,7 @@ export function updateEntity(text: string, changes: FieldChanges, file?: string)
   const flat = parts.open ? readFlat(parts.yaml) : undefined;
   if (flat) return applyChanges(parts, flatParsed(flat, parts, file), changes, file);
   let doc: Document.Parsed | undefined;
-  return applyChanges(parts, parsedDoc(() => (doc ??= parseYaml(parts.yaml, file))), changes, file);
+  return applyChanges(parts, parsedDoc(() => (doc ??= parseYaml(parts.yaml, file)), file), changes, file);
 }
 
 function flatParsed(flat: { data: Record<string, unknown>; outline: Outline }, parts: Split, file?: string): Parsed {
@@ -295,12 +308,12 @@ interface Parsed {
   doc(): Document.Parsed;
 }
 
-function parsedDoc(doc: () => Document.Parsed): Parsed {
+function parsedDoc(doc: () => Document.Parsed, file?: string): Parsed {
   return {
     outline: () => outlineOf(doc()),
     values: () => {
       const d = doc();
-      return isMap(d.contents) ? ((d.toJS() as Record<string, unknown>) ?? {}) : {};
+      return docData(d, file);
     },
     doc,
   };
