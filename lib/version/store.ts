@@ -112,14 +112,16 @@ export class VersionStore {
 
   /** True when the store holds the object. */
   has(oid: string): boolean {
-    for (const p of this.packs) if (p.find(oid) >= 0) return true;
+    const key = Buffer.from(oid, 'hex');
+    for (const p of this.packs) if (p.find(key) >= 0) return true;
     return this.loose && fs.existsSync(this.loosePath(oid));
   }
 
   /** Read an object. @throws WalnutError `ENOOBJECT` */
   read(oid: string): { type: ObjectType; content: Buffer } {
+    const key = Buffer.from(oid, 'hex');
     for (const p of this.packs) {
-      const i = p.find(oid);
+      const i = p.find(key);
       if (i >= 0) return p.read(i);
     }
     const loose = this.loosePath(oid);
