@@ -18,7 +18,7 @@ import type { Repo } from '../repo.js';
 import { withLease } from '../lease.js';
 import { readCheckpoint, EntityIndex, type FieldStamp, type IndexMark } from '../state.js';
 import { readFileOrUndefined, writeFileAtomic } from '../fsutil.js';
-import { PackWriter, objectId, folderTreeId, textBlobId, treeBytes, uniformTreeBytes, uniformEntries, patchTree, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
+import { PackWriter, objectId, folderTreeId, textBlobId, treeBytes, uniformTreeBytes, patchTreeBytes, sortNames, commitBytes, MODE_FILE, MODE_TREE, type TreeEntry } from './objects.js';
 import { VersionStore, ENTITY_NAME, META_DIR, MAX_PACKS, type VersionInfo } from './store.js';
 
 export const CREATE_CRASH_POINTS = ['version:after-pack', 'version:after-ref'] as const;
@@ -214,14 +214,13 @@ function patch(repo: Repo, store: VersionStore, index: EntityIndex, targets: str
       folderChanges.push([slug, e.blob ? putEntity(repo, out, collection, slug, e.blob) : undefined]);
     }
     const before = folders.get(collection);
-    const f = patchTree(before ? uniformEntries(store.read(before).content) : { names: [], oids: [] }, folderChanges, MODE_TREE);
+    const f = patchTreeBytes(before ? store.read(before).content : Buffer.alloc(0), folderChanges, MODE_TREE);
     entities += f.added - f.removed;
     changed += f.added + f.changed + f.removed;
-    if (f.names.length > 0) folders.set(collection, put('tree', uniformTreeBytes(f.names, f.oids, MODE_TREE)));
+    if (f.bytes.length > 0) folders.set(collection, put('tree', f.bytes));
     else folders.delete(collection);
     const stampsBefore = stamps.get(collection);
-    const st = patchTree(stampsBefore ? uniformEntries(store.read(stampsBefore).content) : { names: [], oids: [] }, stampChanges, MODE_FILE);
-    stamps.set(collection, put('tree', uniformTreeBytes(st.names, st.oids, MODE_FILE)));
+    stamps.set(collection, put('tree', patchTreeBytes(stampsBefore ? store.read(stampsBefore).content : Buffer.alloc(0), stampChanges, MODE_FILE).bytes));
   }
   const entries = (m: Map<string, string>) => [...m].map(([name, oid]): TreeEntry => ({ mode: MODE_TREE, name, oid }));
   return { collections: entries(folders), stampEntries: entries(stamps), entities, changed };

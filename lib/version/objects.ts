@@ -95,28 +95,6 @@ export function sortNames(names: string[], mode: typeof MODE_FILE | typeof MODE_
   return names.sort((a, b) => Buffer.compare(Buffer.from(a + suffix), Buffer.from(b + suffix)));
 }
 
-/** A tree's names and ids in tree order (lighter than parseTree for 100 k entries). */
-export interface UniformTree {
-  names: string[];
-  oids: string[];
-}
-
-/** Read a tree whose entries are all folders or all files into names and ids. */
-export function uniformEntries(content: Buffer): UniformTree {
-  const names: string[] = [];
-  const oids: string[] = [];
-  let pos = 0;
-  while (pos < content.length) {
-    const space = content.indexOf(0x20, pos);
-    const nul = content.indexOf(0, space);
-    if (space < 0 || nul < 0 || nul + 21 > content.length) throw new Error('malformed tree object');
-    names.push(content.toString('utf8', space + 1, nul));
-    oids.push(content.toString('hex', nul + 1, nul + 21));
-    pos = nul + 21;
-  }
-  return { names, oids };
-}
-
 /** Compare two names the way git orders the entries of a tree (a folder compares as `name/`). */
 export function compareNames(a: string, b: string, mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): number {
   const suffix = mode === MODE_TREE ? '/' : '';
@@ -128,55 +106,81 @@ export function compareNames(a: string, b: string, mode: typeof MODE_FILE | type
 }
 
 /**
- * Apply changes to a sorted tree: each name gets the id given, or leaves the
- * tree when the id is undefined. O(k log n) comparisons and one copy.
- * @returns the new tree, and how many names were added, changed and removed
+ * Apply changes to a tree whose entries are all folders (or all files) on its
+ * bytes: each name gets the id given, or leaves the tree when the id is
+ * undefined. Entries are found by binary search over their offsets; the
+ * unchanged runs between changes are copied as they are.
+ * @returns the new tree's bytes, and how many names were added, changed and removed
  */
-export function patchTree(tree: UniformTree, changes: Iterable<[name: string, oid: string | undefined]>, mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): UniformTree & { added: number; changed: number; removed: number } {
-  const { names } = tree;
-  const oids: Array<string | undefined> = tree.oids.slice();
-  const inserts: Array<{ name: string; oid: string; at: number }> = [];
+export function patchTreeBytes(content: Buffer, changes: Iterable<[name: string, oid: string | undefined]>, mode: typeof MODE_FILE | typeof MODE_TREE = MODE_TREE): { bytes: Buffer; added: number; changed: number; removed: number } {
+  // where each entry starts, and where its name starts and ends
+  const starts: number[] = [];
+  const nameStarts: number[] = [];
+  const nameEnds: number[] = [];
+  for (let pos = 0; pos < content.length; ) {
+    const space = content.indexOf(0x20, pos);
+    const nul = content.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > content.length) throw new Error('malformed tree object');
+    starts.push(pos);
+    nameStarts.push(space + 1);
+    nameEnds.push(nul);
+    pos = nul + 21;
+  }
+  const tree = mode === MODE_TREE;
+  /** git's order of a name (bytes) against entry i: a folder compares as `name/` */
+  const compare = (key: Buffer, i: number): number => {
+    const a = nameStarts[i];
+    const elen = nameEnds[i] - a;
+    const n = Math.min(key.length, elen);
+    const c = key.compare(content, a, a + n, 0, n);
+    if (c !== 0 || key.length === elen) return c;
+    if (!tree) return key.length < elen ? -1 : 1;
+    // one is a prefix of the other: the shorter one continues with '/'
+    return key.length < elen ? (0x2f <= content[a + n] ? -1 : 1) : 0x2f < key[n] ? 1 : -1;
+  };
+  const edits: Array<{ at: number; hit: boolean; name: string; key: Buffer; oid?: string }> = [];
+  const seen = new Set<string>();
+  for (const [name, oid] of changes) {
+    if (seen.has(name)) throw new Error(`patchTreeBytes: ${name} changed twice`);
+    seen.add(name);
+    const key = Buffer.from(name, 'utf8');
+    let lo = 0;
+    let hi = starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compare(key, mid) > 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const hit = lo < starts.length && compare(key, lo) === 0;
+    edits.push({ at: lo, hit, name, key, oid });
+  }
+  // in tree order: by position, then (insertions at the same place) by name
+  edits.sort((x, y) => x.at - y.at || (x.hit !== y.hit ? (x.hit ? 1 : -1) : compareNames(x.name, y.name, mode)));
   let added = 0;
   let changed = 0;
   let removed = 0;
-  const seen = new Set<string>();
-  for (const [name, oid] of changes) {
-    if (seen.has(name)) throw new Error(`patchTree: ${name} changed twice`);
-    seen.add(name);
-    let lo = 0;
-    let hi = names.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareNames(names[mid], name, mode) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo < names.length && names[lo] === name) {
-      if (oids[lo] === oid) continue;
-      if (oid === undefined) removed++;
-      else changed++;
-      oids[lo] = oid;
-    } else if (oid !== undefined) {
-      inserts.push({ name, oid, at: lo });
+  const parts: Buffer[] = [];
+  let copied = 0; // entries before this index are copied or replaced already
+  const prefix = mode + ' ';
+  for (const e of edits) {
+    if (e.at > copied) parts.push(content.subarray(starts[copied], starts[e.at]));
+    copied = Math.max(copied, e.at);
+    if (e.hit) {
+      const old = content.toString('hex', nameEnds[e.at] + 1, nameEnds[e.at] + 21);
+      if (e.oid === old) continue; // unchanged: copied with the next run
+      copied = e.at + 1;
+      if (e.oid === undefined) removed++;
+      else {
+        changed++;
+        parts.push(content.subarray(starts[e.at], nameEnds[e.at] + 1), Buffer.from(e.oid, 'hex'));
+      }
+    } else if (e.oid !== undefined) {
       added++;
+      parts.push(Buffer.from(prefix, 'latin1'), e.key, Buffer.from([0]), Buffer.from(e.oid, 'hex'));
     }
   }
-  if (added === 0 && removed === 0) return { names: names.slice(), oids: oids as string[], added, changed, removed };
-  inserts.sort((a, b) => a.at - b.at || compareNames(a.name, b.name, mode));
-  const outNames: string[] = [];
-  const outOids: string[] = [];
-  let j = 0;
-  for (let i = 0; i <= names.length; i++) {
-    while (j < inserts.length && inserts[j].at === i) {
-      outNames.push(inserts[j].name);
-      outOids.push(inserts[j].oid);
-      j++;
-    }
-    if (i < names.length && oids[i] !== undefined) {
-      outNames.push(names[i]);
-      outOids.push(oids[i]!);
-    }
-  }
-  return { names: outNames, oids: outOids, added, changed, removed };
+  if (copied < starts.length) parts.push(content.subarray(starts[copied]));
+  return { bytes: added + changed + removed === 0 ? content : Buffer.concat(parts), added, changed, removed };
 }
 
 /** Parse a tree object's content. */
