@@ -1,13 +1,14 @@
 import { showValue, type Command } from './_cli.js';
 import { leaseOptions, crashHook } from './_lease.js';
 
-export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: string }> = {
+export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: string; record?: boolean }> = {
   command: 'compact',
   describe: 'merge new journal records into the entity files',
-  usage: ['walnut compact [--wait <duration>] [--dry-run] [--json]'],
+  usage: ['walnut compact [--wait <duration>] [--record] [--dry-run] [--json]'],
   builder: (y) =>
     y
       .option('wait', { type: 'string', describe: 'wait this long for another compaction to finish (default 60s; 0 = do not wait)' })
+      .option('record', { type: 'boolean', describe: 'first record hand edits in every entity file, as walnut record does (default: only in the files the new records change)' })
       .option('dry-run', { type: 'boolean', describe: 'show what would change; write nothing' })
       .option('git-base', { type: 'string', describe: 'used by the git hooks: the revision before a merge, checkout or rebase' }),
   async handler(ctx, argv) {
@@ -21,6 +22,7 @@ export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: strin
       clock: ctx.clock,
       ...leaseOptions(ctx, argv.wait),
       dryRun: argv.dryRun,
+      record: argv.record,
       gitBase: argv.gitBase,
       crashPoint: crashHook(ctx),
       onProgress: progress ? (p) => process.stderr.write(`\rcompacting: ${p.phase} ${Math.floor((100 * p.done) / Math.max(1, p.total))}%   `) : undefined,
@@ -41,8 +43,9 @@ export const compact: Command<{ wait?: string; dryRun?: boolean; gitBase?: strin
       if (result.recorded) out.data(`(${result.recorded} hand-edited key${result.recorded === 1 ? '' : 's'} would be recorded first)`);
       return;
     }
-    // Only system records (e.g. the last run's sync_checkpoint): nothing to say (cron).
-    if (result.idle || (result.records === 0 && !result.recorded && !result.adopted && !result.deleted)) return;
+    // Nothing changed (only system records, e.g. the last run's sync_checkpoint, or
+    // records already applied, e.g. the hand edits the last run recorded): nothing to say (cron).
+    if (result.idle || (!result.created && !result.updated && !result.deleted && !result.recorded && !result.adopted)) return;
     const parts = [`${result.created} created`, `${result.updated} updated`, `${result.deleted} deleted`];
     if (result.recorded) parts.push(`${result.recorded} hand edit${result.recorded === 1 ? '' : 's'} recorded`);
     if (result.adopted) parts.push(`${result.adopted} adopted`);

@@ -114,6 +114,33 @@ export class Clock {
     return { timestamp: this.iso, causality: encodeCausality(this.counter), ms: this.ms, counter: this.counter };
   }
 
+  /** The wall clock now (ms since the epoch), as this clock reads it. */
+  wall(): number {
+    return this.now();
+  }
+
+  /**
+   * Stamp a local record at a given time rather than now: a hand edit noticed
+   * after it was made is stamped when its file was saved. At or after the
+   * clock's time this is `tick` at `ms` (the clock moves there, so later
+   * records order after it); earlier, the record keeps `ms` with counter 0 and
+   * the clock does not move back.
+   * @param ms - when the record happened, ms since the epoch
+   * @returns the record's `timestamp` and `causality` units
+   * @example const { timestamp, causality } = clock.at(fs.statSync(file).mtimeMs)
+   */
+  at(ms: number): { timestamp: string; causality: string; ms: number; counter: number } {
+    ms = Math.max(0, Math.floor(ms));
+    let counter = 0;
+    if (ms > this.ms) {
+      this.ms = ms;
+      this.counter = 0;
+    } else if (ms === this.ms) {
+      counter = ++this.counter;
+    }
+    return { timestamp: new Date(ms).toISOString(), causality: encodeCausality(counter), ms, counter };
+  }
+
   /**
    * Take a record this node has read into account. A record more than the
    * bound ahead of the wall clock is remembered in `ahead` and moves the

@@ -3,15 +3,18 @@
  * files, field by field, the greatest record by the total order winning.
  *
  * Under the `compact` lease:
- *  1. record hand edits (lib/record.ts) and adopt unseen files;
+ *  1. with `record`, record hand edits in every entity file (lib/record.ts)
+ *     and adopt unseen files; by default only the files this run is about
+ *     to change are checked, when it gets to them (`applyTarget`), so the
+ *     work stays proportional to the new records;
  *  2. read the segments from their checkpoint offsets (a segment that changed
  *     below its checkpoint is read again from its start: re-applying a record
  *     changes nothing);
  *  3. per pass (targets split by hash so the winners of one pass fit in
  *     memory; each file is written once), apply winners newer than the stamps
  *     in the index; only changed keys are rewritten, untouched files are not
- *     written at all; files are replaced by temp + fsync + rename + fsync of
- *     the folder;
+ *     written at all; files are replaced by temp + rename, a batch at a
+ *     time, with a syncfs before and after the renames (lib/entity-writer.ts);
  *  4. save the index (lines of the new generation), then the checkpoint, which
  *     commits the generation; then a `system sync_checkpoint` record.
  *
@@ -28,11 +31,11 @@ import { Clock, type ClockOptions, type AheadReport } from './clock.js';
 import { scanSegment, SegmentWriter, type ReadIssue } from './journal.js';
 import { withLease } from './lease.js';
 import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stableJson, type Checkpoint, type FieldStamp } from './state.js';
-import { recordEdits, fileFields, readFileChange, type BrokenFile } from './record.js';
+import { recordEdits, fileFields, readFileChange, type BrokenFile, type RecordResult } from './record.js';
 import { allSegments, entityFile } from './view.js';
 import { blobId } from './hash.js';
 import { restoreGitBases } from './hooks.js';
-import { fsyncDir } from './fsutil.js';
+import { syncWritten } from './fsutil.js';
 import { EntityWriter, type EntityWrite } from './entity-writer.js';
 import type { Repo } from './repo.js';
 
@@ -114,6 +117,12 @@ export interface CompactOptions {
   gitBase?: string;
   /** files written at once */
   concurrency?: number;
+  /**
+   * record hand edits in every entity file first (one `stat` per file), as
+   * `walnut record` does; by default only the files the new records touch
+   * are checked (`walnut compact --record`, `walnut version create`)
+   */
+  record?: boolean;
   listLimit?: number;
 }
 
@@ -167,7 +176,7 @@ async function compactLocked(options: CompactOptions, check: () => void): Promis
 }
 
 async function compactIndexed(options: CompactOptions, check: () => void, cp: Checkpoint, index: EntityIndex): Promise<CompactResult> {
-  const { repo, dryRun = false, onProgress, crashPoint = () => {}, passBytes = DEFAULT_PASS_BYTES, concurrency = 8, listLimit = 1000 } = options;
+  const { repo, dryRun = false, onProgress, crashPoint = () => {}, passBytes = DEFAULT_PASS_BYTES, concurrency = 8, listLimit = 1000, record: sweep = false } = options;
   const generation = cp.generation + 1;
   if (!dryRun) index.tidy();
   const clock = Clock.load(repo, options.clock);
@@ -189,15 +198,14 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
     idle: false,
   };
 
-  // 1. hand edits
-  onProgress?.({ phase: 'record', done: 0, total: 1 });
-  const rec = recordEdits({ repo, index, clock, generation, dryRun });
+  // 1. hand edits in every file (with `record`; else file by file in applyTarget)
+  const rec: RecordResult = sweep ? (onProgress?.({ phase: 'record', done: 0, total: 1 }), recordEdits({ repo, index, clock, generation, dryRun })) : { records: [], edited: [], adopted: [], broken: [] };
   result.recorded = rec.records.length;
   result.adopted = rec.adopted.length;
   result.broken.push(...rec.broken);
   // The records are in the journal; the index lines say which blobs they came
   // from, so a crash from here on never records the same edit twice.
-  if (!dryRun) index.save();
+  if (!dryRun && index.pending > 0) index.save();
   crashPoint('compact:after-record');
   check();
 
@@ -235,7 +243,9 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
   const trash: WriteJob[] = [];
   // Files are written (on a worker thread for large runs) while the next
   // chunk is computed; at most MAX_BATCHES_IN_FLIGHT chunks wait to be written.
-  const writer = dryRun ? undefined : new EntityWriter({ concurrency, onFirst: () => crashPoint('compact:after-first-write') });
+  const writer = dryRun ? undefined : new EntityWriter({ root: repo.root, concurrency, onFirst: () => crashPoint('compact:after-first-write') });
+  /** folders whose entries changed by moves to the trash (synced with the last batch) */
+  const trashDirs: string[] = [];
   const inFlight: Array<Promise<void>> = [];
   let toWrite = 0;
   let written = 0;
@@ -299,7 +309,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
           // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
           index.save();
           crashPoint('compact:after-index');
-          for (const job of trash) moveToTrash(repo, job.target, job.file, generation);
+          for (const job of trash) moveToTrash(repo, job.target, job.file, generation, trashDirs);
           const more = to < targets.length || pass + 1 < passes;
           toWrite += writes.length;
           const batch = writer.write(writes.splice(0) as EntityWrite[], more).then((done) => {
@@ -316,8 +326,9 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         writes.length = 0;
       }
     }
-    // every file and folder fsynced before the checkpoint
+    // every file and folder durable before the checkpoint
     for (const batch of inFlight.splice(0)) await batch;
+    if (trashDirs.length > 0) syncWritten(repo.root, [], { dirs: trashDirs });
     if (writer) crashPoint('compact:after-writes');
   } finally {
     await Promise.allSettled(inFlight);
@@ -415,32 +426,46 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   let blob = text !== undefined ? blobId(text) : undefined;
   // the file is one walnut wrote, recorded or adopted (it parses)
   let known = blob !== undefined && entry !== undefined && index.knownBlobs(target).includes(blob);
-  // A file edited since the record step (or never seen): record it first, never overwrite an edit.
-  if (!dryRun && text !== undefined && !known) {
+  // Hand edits of the files a run changes are checked here, before the file
+  // is touched (with `record`, every file was checked before): an edited
+  // file is recorded first, a file never seen is adopted, a file removed by
+  // hand is recorded as deleted. An edit is never overwritten.
+  let handEdit: RecordResult | undefined;
+  if (text !== undefined && !known) {
     const change = readFileChange(repo, target, file, blobId);
-    if (change) {
-      const r = recordEdits({ repo, index, clock, generation, dryRun, only: entry ? [change] : undefined });
-      if (!entry && !dryRun) {
-        // never seen: adopt as it is
-        try {
-          const stamps = new Map<string, FieldStamp>();
-          for (const [k, v] of fileFields(change.text, rel)) stamps.set(k, { stamp: '', vhash: valueHash(v) });
-          index.set(target, { blob: change.blob, size: change.size, mtimeMs: change.mtimeMs, stamps, generation });
-          result.adopted++;
-        } catch (err) {
-          if (!(err instanceof FormatError)) throw err;
-          result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
-        }
+    if (change && entry) handEdit = recordEdits({ repo, index, clock, generation, dryRun, only: { modified: [change] } });
+    else if (change) {
+      // never seen: adopt as it is
+      try {
+        const stamps = new Map<string, FieldStamp>();
+        for (const [k, v] of fileFields(change.text, rel)) stamps.set(k, { stamp: '', vhash: valueHash(v) });
+        if (!dryRun) index.set(target, { blob: change.blob, size: change.size, mtimeMs: change.mtimeMs, stamps, generation });
+        result.adopted++;
+      } catch (err) {
+        if (!(err instanceof FormatError)) throw err;
+        result.broken.push({ target, file: rel, line: (err.data as { line?: number }).line, message: err.message });
       }
-      result.recorded += r.records.length;
-      result.broken.push(...r.broken);
-      const own: Winners = new Map([[target, fields]]);
-      for (const record of r.records) offer(own, target, record.field, stampOf(record), record.value);
-      entry = index.get(target);
+    }
+    if (change) {
       text = change.text;
       blob = change.blob;
-      known = entry !== undefined && entry.blob === blob;
     }
+  } else if (text === undefined && entry !== undefined && entry.blob !== '' && !index.knownBlobs(target).includes('')) {
+    // gone, and not by walnut's hand (a deletion of an unfinished run counts as walnut's)
+    handEdit = recordEdits({ repo, index, clock, generation, dryRun, only: { missing: [target] } });
+  }
+  if (handEdit) {
+    // The records are in the journal: their index lines (with the blob of the
+    // edited file) go to disk now, so a crash never records the edit twice.
+    if (!dryRun && handEdit.records.length > 0) index.save();
+    result.recorded += handEdit.records.length;
+    result.broken.push(...handEdit.broken);
+    const own: Winners = new Map([[target, fields]]);
+    for (const record of handEdit.records) offer(own, target, record.field, stampOf(record), record.value);
+  }
+  if (handEdit || !known) {
+    entry = index.get(target);
+    known = blob !== undefined && entry !== undefined && entry.blob === blob;
   }
   const stamps = new Map(entry?.stamps ?? []);
   const changed = new Map<string, unknown>();
@@ -562,7 +587,8 @@ function readIfExists(file: string): string | undefined {
   }
 }
 
-function moveToTrash(repo: Repo, target: string, file: string, generation: number): void {
+/** Move a deleted entity's file into the trash; the two folders to sync go to `dirs`. */
+function moveToTrash(repo: Repo, target: string, file: string, generation: number, dirs: string[]): void {
   const dir = path.join(repo.dir, 'trash', target);
   fs.mkdirSync(dir, { recursive: true });
   try {
@@ -571,7 +597,7 @@ function moveToTrash(repo: Repo, target: string, file: string, generation: numbe
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // moved by an interrupted run already
     throw err;
   }
-  fsyncDir(path.dirname(file));
+  dirs.push(path.dirname(file), dir);
   try {
     fs.rmdirSync(path.dirname(file)); // only when empty: other files of the entity stay
   } catch {

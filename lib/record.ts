@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { stampOf, encodeValue, checkField, type JournalRecord } from '../formats/usv.js';
+import { stampOf, stampMs, encodeValue, checkField, type JournalRecord } from '../formats/usv.js';
 import { parseEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
 import { FormatError } from './errors.js';
 import { SegmentWriter } from './journal.js';
@@ -43,25 +43,45 @@ export function fileFields(text: string, file: string): Map<string, unknown> {
   return fields;
 }
 
+/** Which files to check instead of every entity file (compaction: the files it is about to change). */
+export interface RecordOnly {
+  /** files whose content differs from the index */
+  modified?: FileChange[];
+  /** indexed targets whose file is gone */
+  missing?: string[];
+}
+
 /**
  * Turn hand edits into journal records and adopt unseen files, updating the
  * index (entries of `generation`; the caller saves the index and commits the
  * generation with the checkpoint).
  *
+ * A hand-edit record is stamped when the edit was made, not when it is
+ * noticed: the file's mtime (for a removed file, the mtime of its folder, or
+ * of the collection folder when that is gone too), at most the clock's now,
+ * and always after the stamp of the value it replaces (that stamp + 1 ms when
+ * the mtime is not later). So a record made later on another node still wins,
+ * an older one loses, however late the edit is recorded.
+ *
  * @param options.repo - the repository
  * @param options.index - the entity index
- * @param options.clock - this node's clock (records order after everything seen)
+ * @param options.clock - this node's clock (saved when records were written)
  * @param options.generation - the generation the index lines belong to
  * @param options.dryRun - find edits, write nothing
+ * @param options.only - check only these files (default: every entity file, one `stat` each)
  * @returns records written, edited, adopted and broken files
  * @example const r = recordEdits({ repo, index, clock, generation: cp.generation + 1 })
  */
-export function recordEdits({ repo, index, clock, generation, dryRun = false, only }: { repo: Repo; index: EntityIndex; clock: Clock; generation: number; dryRun?: boolean; only?: FileChange[] }): RecordResult {
+export function recordEdits({ repo, index, clock, generation, dryRun = false, only }: { repo: Repo; index: EntityIndex; clock: Clock; generation: number; dryRun?: boolean; only?: RecordOnly }): RecordResult {
   const result: RecordResult = { records: [], edited: [], adopted: [], broken: [] };
-  const scan = only ? { modified: only, untracked: [], missing: [] } : scanEntityFiles(repo, index);
+  const scan = only ? { modified: only.modified ?? [], untracked: [], missing: only.missing ?? [] } : scanEntityFiles(repo, index);
   const writer = dryRun ? undefined : new SegmentWriter(repo.wal, 'batch');
-  const emit = (target: string, field: string, value: unknown): FieldStamp => {
-    const { timestamp, causality } = clock.tick();
+  const wall = clock.wall();
+  /** A record at `at` ms (at most now), after `floor` ms (the stamp it replaces). */
+  const emit = (target: string, field: string, value: unknown, at: number, floor: number): FieldStamp => {
+    let ms = Math.min(Math.floor(at), wall);
+    if (!(ms > floor)) ms = floor + 1;
+    const { timestamp, causality } = clock.at(ms);
     const record: JournalRecord = { timestamp, node: repo.node, target, field, value: encodeValue(value), causality, format: 1 };
     writer?.append(record);
     result.records.push(record);
@@ -82,11 +102,13 @@ export function recordEdits({ repo, index, clock, generation, dryRun = false, on
       const entry = index.get(change.target);
       const stamps = new Map(entry?.stamps ?? []);
       let edited = false;
-      if (entry && entry.blob === '') {
-        // a deleted entity's file is back (restored from .walnut/trash or written anew):
-        // record all of it, so every machine re-creates it
+      // a deleted entity's file is back (restored from .walnut/trash or written anew):
+      // record all of it, after the deletion, so every machine re-creates it
+      const back = entry !== undefined && entry.blob === '';
+      const backFloor = back ? newestMs(stamps) : -1;
+      if (back) {
         stamps.clear();
-        stamps.set(DELETED_FIELD, emit(change.target, DELETED_FIELD, false));
+        stamps.set(DELETED_FIELD, emit(change.target, DELETED_FIELD, false, change.mtimeMs, backFloor));
       }
       for (const [field, value] of fields) {
         if (field !== BODY_FIELD && !isRecordableField(field, change, result.broken)) continue;
@@ -94,12 +116,12 @@ export function recordEdits({ repo, index, clock, generation, dryRun = false, on
         const vh = valueHash(value);
         if (old && old.vhash === vh) continue;
         if (!old && field === BODY_FIELD && value === '') continue;
-        stamps.set(field, emit(change.target, field, value));
+        stamps.set(field, emit(change.target, field, value, change.mtimeMs, Math.max(backFloor, msOf(old))));
         edited = true;
       }
       for (const [field, old] of [...stamps]) {
         if (field === BODY_FIELD || field === DELETED_FIELD || fields.has(field) || old.vhash === valueHash(null)) continue;
-        stamps.set(field, emit(change.target, field, null));
+        stamps.set(field, emit(change.target, field, null, change.mtimeMs, msOf(old)));
         edited = true;
       }
       if (edited) result.edited.push(change.target);
@@ -108,14 +130,44 @@ export function recordEdits({ repo, index, clock, generation, dryRun = false, on
     for (const target of scan.missing) {
       const entry = index.get(target)!;
       const stamps = new Map(entry.stamps);
-      stamps.set(DELETED_FIELD, emit(target, DELETED_FIELD, true));
+      // after every value of the file: a deletion older than one of them would not delete
+      stamps.set(DELETED_FIELD, emit(target, DELETED_FIELD, true, removedAt(repo, target, wall), newestMs(stamps)));
       result.edited.push(target);
       if (!dryRun) index.set(target, { blob: '', size: 0, mtimeMs: 0, stamps, generation });
     }
   } finally {
     writer?.close();
   }
+  // records stamped in the past are not the segment's newest time: keep the clock file current
+  if (!dryRun && result.records.length > 0) clock.save();
   return result;
+}
+
+/** The ms of a field stamp (-1 for none, or a value adopted from a file). */
+function msOf(s: FieldStamp | undefined): number {
+  return s && s.stamp ? stampMs(s.stamp) : -1;
+}
+
+function newestMs(stamps: Map<string, FieldStamp>): number {
+  let ms = -1;
+  for (const s of stamps.values()) ms = Math.max(ms, msOf(s));
+  return ms;
+}
+
+/**
+ * When an entity file was removed, as far as the disk tells: the mtime of
+ * its folder (changed by the removal), else of the collection folder, else now.
+ */
+function removedAt(repo: Repo, target: string, wall: number): number {
+  const [collection, slug] = target.split('/');
+  for (const dir of [path.join(repo.root, collection, slug), path.join(repo.root, collection)]) {
+    try {
+      return fs.statSync(dir).mtimeMs;
+    } catch {
+      /* gone too */
+    }
+  }
+  return wall;
 }
 
 function readFields(repo: Repo, change: FileChange, broken: BrokenFile[]): Map<string, unknown> | undefined {

@@ -60,10 +60,14 @@ test('compaction applies winners, keeps hand edits and formatting', () => {
   assert.is(read(dir, 'companies/c2'), '---\n---\n');
   assert.not.ok(fs.existsSync(path.join(dir, 'companies/c5/_index.md')), 'deleted entity');
   assert.ok(fs.existsSync(path.join(dir, '.walnut/trash/companies/c5')), 'deleted entity kept in trash');
-  assert.is(read(dir, 'people/bob'), '---\nname: Bob\n---\n', 'a file walnut never saw is adopted as it is');
   const log = ok(['log', 'companies/c1', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(log.filter((e) => e.field === 'owner').map((e) => e.value), ['jane'], 'the hand edit became a record');
   assert.equal(log.filter((e) => e.field === '@body').map((e) => e.value), ['Body by hand.\n']);
+  // a file no new record touches is not looked at by a plain compaction
+  assert.equal(JSON.parse(ok(['status', '--json'], dir).stdout).untracked, ['people/bob']);
+  const doc = JSON.parse(ok(['compact', '--record', '--json'], dir).stdout);
+  assert.is(doc.adopted, 1);
+  assert.is(read(dir, 'people/bob'), '---\nname: Bob\n---\n', 'a file walnut never saw is adopted as it is');
   const st = JSON.parse(ok(['status', '--json'], dir).stdout);
   assert.equal(st.modified, []);
   assert.equal(st.untracked, []);
@@ -157,6 +161,8 @@ test('a deleted entity restored from the trash by hand is recorded in full', () 
   fs.mkdirSync(path.join(dir, 'companies/x'), { recursive: true });
   fs.copyFileSync(trashed, path.join(dir, 'companies/x/_index.md'));
   ok(['compact'], dir);
+  assert.equal(JSON.parse(ok(['status', '--json'], dir).stdout).modified, ['companies/x'], 'no new record touches it: not looked at');
+  ok(['compact', '--record'], dir);
   assert.is(read(dir, 'companies/x'), '---\nname: X\n---\n');
   const fields = ok(['log', 'companies/x', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l)).map((e) => `${e.field}=${JSON.stringify(e.value)}`);
   assert.equal(fields, ['name="X"', '@deleted=true', '@deleted=false', 'name="X"']);
@@ -176,9 +182,13 @@ test('--json summary', () => {
   const doc = JSON.parse(ok(['compact', '--json'], dir).stdout);
   assert.is(doc.version, 1);
   assert.is(doc.deleted, 1);
-  assert.is(doc.adopted, 1);
+  assert.is(doc.adopted, 0, 'people/bob: no record touches it');
   assert.ok(doc.records >= 16);
-  assert.ok(doc.recorded >= 3);
+  assert.is(doc.recorded, 3, 'companies/c1 (touched by a record): name, owner, body');
+  const again = scenario();
+  const swept = JSON.parse(ok(['compact', '--record', '--json'], again).stdout);
+  assert.is(swept.adopted, 1);
+  assert.is(swept.recorded, 3);
 });
 
 for (const point of CRASH_POINTS) {
@@ -215,8 +225,8 @@ test('an index in format 1 is read, then rewritten in format 2: the same files a
   fs.writeFileSync(path.join(b, 'companies/c9/_index.md'), '---\nname: Nine by hand\n---\n');
   fs.writeFileSync(path.join(a, 'companies/c9/_index.md'), '---\nname: Nine by hand\n---\n');
   assert.equal(JSON.parse(ok(['status', '--json'], b).stdout).modified, ['companies/c9'], 'status reads format 1');
-  ok(['compact'], a);
-  ok(['compact'], b);
+  ok(['compact', '--record'], a);
+  ok(['compact', '--record'], b);
   assert.equal(entityFiles(b), entityFiles(a));
   assert.ok(fs.readFileSync(index, 'utf8').startsWith('walnut-index 2 '), 'rewritten in format 2');
   for (const dir of [a, b]) {
@@ -250,12 +260,12 @@ test('a lost or stale stat cache: hand edits and deletions are still found', () 
   fs.rmSync(stat);
   const st = JSON.parse(ok(['status', '--json'], dir).stdout);
   assert.equal([st.modified, st.missing], [['companies/c4'], ['companies/c6']]);
-  ok(['compact'], dir);
+  ok(['compact', '--record'], dir);
   fs.writeFileSync(stat, old); // the cache of an older generation
   fs.writeFileSync(path.join(dir, 'companies/c8/_index.md'), '---\nname: Eight by hand\n---\n');
   const st2 = JSON.parse(ok(['status', '--json'], dir).stdout);
   assert.equal([st2.modified, st2.missing], [['companies/c8'], []]);
-  ok(['compact'], dir);
+  ok(['record'], dir);
   assert.is(read(dir, 'companies/c4'), '---\nname: Four by hand\n---\n');
   assert.not.ok(fs.existsSync(path.join(dir, 'companies/c6')));
   const log = ok(['log', 'companies/c6', '@deleted', '--json'], dir).stdout.trim().split('\n').map((l) => JSON.parse(l).value);

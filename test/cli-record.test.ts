@@ -66,6 +66,26 @@ test('broken frontmatter: a warning with file and line, nothing recorded for it'
   assert.is(ok(['log', 'companies/acme', '--json'], dir).stdout.trim().split('\n').length, 2);
 });
 
+test('records are stamped when the file was saved (its mtime), not when the edit is noticed', () => {
+  const dir = initRepoDir('pi-01');
+  ok(['set', 'companies/acme', 'name', 'Acme'], dir, { WALNUT_NOW: '2026-11-21T10:00:00.000Z' });
+  ok(['compact'], dir, { WALNUT_NOW: '2026-11-21T10:00:00.000Z' });
+  const file = path.join(dir, 'companies/acme/_index.md');
+  fs.writeFileSync(file, '---\nname: Acme Inc\n---\n');
+  fs.utimesSync(file, new Date('2026-11-21T10:42:00.000Z'), new Date('2026-11-21T10:42:00.000Z'));
+  const doc = JSON.parse(ok(['record', '--json'], dir, { WALNUT_NOW: '2026-11-21T15:00:00.000Z' }).stdout);
+  assert.equal(doc.records.map((x: { field: string; timestamp: string }) => [x.field, x.timestamp]), [['name', '2026-11-21T10:42:00.000Z']]);
+  // a removed file counts from the mtime of its folder
+  fs.rmSync(file);
+  fs.utimesSync(path.dirname(file), new Date('2026-11-21T11:00:00.000Z'), new Date('2026-11-21T11:00:00.000Z'));
+  const del = JSON.parse(ok(['record', '--json'], dir, { WALNUT_NOW: '2026-11-21T15:00:00.000Z' }).stdout);
+  assert.equal(del.records.map((x: { field: string; value: unknown; timestamp: string }) => [x.field, x.value, x.timestamp]), [['@deleted', true, '2026-11-21T11:00:00.000Z']]);
+  // the clock never goes back: a later set still orders after everything
+  ok(['set', 'companies/acme', 'name', 'Back'], dir, { WALNUT_NOW: '2026-11-21T15:00:00.000Z' });
+  ok(['compact'], dir, { WALNUT_NOW: '2026-11-21T15:00:00.000Z' });
+  assert.is(fs.readFileSync(file, 'utf8'), '---\nname: Back\n---\n');
+});
+
 test('record waits for the compaction lease, then reports it held: exit 3', () => {
   const dir = compacted();
   fs.mkdirSync(path.join(dir, '.walnut/locks/compact.lock'), { recursive: true });

@@ -20,9 +20,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { WalnutError } from '../errors.js';
-import { writeFileAtomic, fsyncDir, readFileOrUndefined, TEMP_SUFFIX } from '../fsutil.js';
+import { writeFileAtomic, fsyncDir, readFileOrUndefined, syncWritten, TEMP_SUFFIX } from '../fsutil.js';
 import { VersionStore, ENTITY_NAME, OID, type Listing } from './store.js';
 import { diffListings, diffVersionTrees, type EntityDelta } from './diff.js';
 
@@ -326,24 +325,3 @@ function removeEmptyCollections(root: string, store: VersionStore, id: string): 
   for (const n of fs.readdirSync(root)) if (!keep.has(n)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
-/**
- * Make the written files durable before the tree gets its name: one syncfs
- * of the file system (`sync -f`) instead of an fsync per file; per-file
- * fsync where that is not available.
- */
-function syncWritten(root: string, written: string[]): void {
-  if (written.length === 0) return;
-  if (written.length > 16) {
-    const r = spawnSync('sync', ['-f', root], { stdio: 'ignore' });
-    if (r.status === 0) return;
-  }
-  for (const file of written) {
-    const fd = fs.openSync(file, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-  for (const d of new Set(written.map((f) => path.dirname(f)))) fsyncDir(d);
-}
