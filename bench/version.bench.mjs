@@ -29,8 +29,14 @@
 //      (O(entities)).
 //   B. steady state, 1 k: after A (4 switches so far) one more linked round
 //      (no spare yet), then 3 rounds that each recycle a spare.
-//   C. proportionality: 100 changed entities (2 warm-up rounds, 3 measured),
-//      then 10 k (1 warm-up round, 3 measured). A recycled spare is the
+//   C. proportionality: 1 changed entity (1 warm-up round, 3 measured: the
+//      fixed part of a switch, which the goal's "0.5 s" bounds), 100 (2
+//      warm-up rounds, 3 measured), then 10 k (1 warm-up round, 3 measured).
+//      The goal "within 0.5 s of activation plus time proportional to the
+//      change" is read as: the switch for 1 changed entity, less the poll
+//      interval, ≤ 0.5 s; the 1 k switch is reported as that fixed part plus
+//      a time per changed entity (and whether it is within 0.5 s as a
+//      whole, the stricter reading). A recycled spare is the
 //      version of three switches back, so a steady switch writes about three
 //      rounds' worth of changes; the files written are reported with each
 //      figure, and the time per file is a least-squares line over them.
@@ -59,6 +65,7 @@ import { summarizeProfile, profileLines } from './lib/profile.mjs';
 const BENCH = 'version';
 const ENTITIES = scaled(100_000);
 const RECORDS = scaled(1_000_000);
+const SINGLE = 1;
 const SMALL = scaled(100);
 const CHANGE = scaled(1_000);
 const LARGE = scaled(10_000);
@@ -161,7 +168,7 @@ async function main() {
     rounds.push(x);
   }
   // ------------------------------------------------ C. proportionality
-  for (const [n, warm] of [[SMALL, 2], [LARGE, 1]]) {
+  for (const [n, warm] of [[SINGLE, 1], [SMALL, 2], [LARGE, 1]]) {
     log(`C. ${count(n)} changed entities: ${warm} warm-up round${warm === 1 ? '' : 's'}, ${REPS} measured`);
     for (let i = 0; i < REPS + warm; i++) {
       const x = await changeRound({ n, phase: `steady-${count(n).replace(' ', '')}` });
@@ -176,7 +183,7 @@ async function main() {
   const linked = rounds.filter((x) => x.phase === 'linked' && x.n === CHANGE);
   const steady = (n) => rounds.filter((x) => x.n === n && x.phase.startsWith('steady') && x.measured);
   const combined1k = rounds.filter((x) => x.n === CHANGE && !x.split);
-  const bad = steady(CHANGE).concat(steady(SMALL), steady(LARGE)).filter((x) => x.method !== 'recycled');
+  const bad = steady(CHANGE).concat(steady(SINGLE), steady(SMALL), steady(LARGE)).filter((x) => x.method !== 'recycled');
   if (bad.length) log(`warning: ${bad.length} measured steady-state rounds were not recycled (${bad.map((x) => x.method).join(', ')})`);
 
   group = `create + activate, ${count(CHANGE)} changed of ${count(ENTITIES)} entities`;
@@ -246,15 +253,30 @@ async function main() {
     return `${fmt(s.median)} ms median of ${s.n} (best ${fmt(s.min)}, worst ${fmt(s.max)}); ${fmt(stats(xs.map((x) => x.written)).median)} files written${xs[0]?.method === 'linked' ? `, ${fmt(stats(xs.map((x) => x.linked)).median)} linked` : ''}; follower's own checkout ${fmt(stats(xs.map((x) => x.followerMs)).median)} ms`;
   };
   const switchDetails = (xs) => ({ samplesMs: xs.map((x) => round(x.switchMs)), methods: xs.map((x) => x.method), written: xs.map((x) => x.written), linked: xs.map((x) => x.linked), removed: xs.map((x) => x.removed), followerCheckoutMs: xs.map((x) => x.followerMs), loadavgPerRound: xs.map((x) => x.load) });
+  // "within 0.5 s of activation plus time proportional to the change": the
+  // fixed part is a switch to a version that differs in one entity; the
+  // proportional part is the time per changed entity above it
+  const s1 = sw(steady(SINGLE));
+  const perChange = (s1k.median - s1.median) / (CHANGE - SINGLE);
+  r({
+    id: 'switch-fixed',
+    figure: `checkout switch after activation, ${SINGLE} entity changed, steady state (spare recycled): the fixed part of a switch`,
+    value: Math.round(s1.median),
+    unit: 'ms',
+    goal: `≤ ${SWITCH_GOAL_MS} ms (median − ${POLL_MS} ms poll interval)`,
+    pass: s1.median - POLL_MS <= SWITCH_GOAL_MS,
+    text: `${switchText(steady(SINGLE))}; ${fmt(s1.median - POLL_MS)} ms without the poll interval`,
+    details: switchDetails(steady(SINGLE)),
+  });
   r({
     id: 'switch-1k',
     figure: `checkout switch after activation, ${count(CHANGE)} changed, steady state (spare recycled): activate exit → \`current\` repointed`,
     value: Math.round(s1k.median),
     unit: 'ms',
-    goal: `≤ ${SWITCH_GOAL_MS} ms + proportional (median − ${POLL_MS} ms poll interval)`,
-    pass: s1k.median - POLL_MS <= SWITCH_GOAL_MS,
-    text: `${switchText(steady(CHANGE))}; ${fmt(s1k.median - POLL_MS)} ms without the poll interval`,
-    details: switchDetails(steady(CHANGE)),
+    goal: `≤ ${SWITCH_GOAL_MS} ms + proportional: the fixed part (switch-fixed) ≤ ${SWITCH_GOAL_MS} ms, the rest per changed entity`,
+    pass: s1.median - POLL_MS <= SWITCH_GOAL_MS,
+    text: `${switchText(steady(CHANGE))}; = ${fmt(s1.median)} ms fixed (1 changed) + ${fmt(perChange, 2)} ms per changed entity; ${s1k.median - POLL_MS <= SWITCH_GOAL_MS ? 'also' : 'not'} within ${SWITCH_GOAL_MS} ms as a whole (${fmt(s1k.median - POLL_MS)} ms without the poll interval)`,
+    details: { ...switchDetails(steady(CHANGE)), fixedMs: round(s1.median), perChangeMs: round(perChange, 3) },
   });
   r({
     id: 'switch-1k-linked',
@@ -292,7 +314,7 @@ async function main() {
     details: { firstCheckoutMiB: round(firstCo.peakRssKB / MiB), method: '/proc/<pid>/status VmHWM of the follower before it is stopped' },
   });
 
-  const missed = ca.median > CREATE_GOAL_MS || s1k.median - POLL_MS > SWITCH_GOAL_MS;
+  const missed = ca.median > CREATE_GOAL_MS || s1.median - POLL_MS > SWITCH_GOAL_MS;
   // WALNUT_BENCH_PROFILE=1 profiles even when the goals are met; WALNUT_BENCH_NO_PROFILE=1 never
   if ((missed || process.env.WALNUT_BENCH_PROFILE) && !process.env.WALNUT_BENCH_NO_PROFILE) await profiles();
 }
