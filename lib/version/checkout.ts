@@ -18,7 +18,6 @@
  * made by hard-linking the unchanged files of the current one.
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { WalnutError } from '../errors.js';
 import { writeFileAtomic, fsyncDir, readFileOrUndefined, syncWritten, TEMP_SUFFIX } from '../fsutil.js';
@@ -149,7 +148,7 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
       // only the change is read: the two versions' trees are diffed as bytes
       const deltas = diffVersionTrees(store, spare, id);
       fs.renameSync(path.join(dir, spare), build);
-      await applyDeltas(store, build, deltas, written, result);
+      applyDeltas(store, build, deltas, written, result);
       removeEmptyCollections(build, store, id);
       result.method = 'recycled';
     } else {
@@ -160,7 +159,7 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
         linkTree(store, path.join(dir, cur), build, base, target, written, result);
         result.method = 'linked';
       } else {
-        await applyDeltas(store, build, diffListings(undefined, target), written, result);
+        applyDeltas(store, build, diffListings(undefined, target), written, result, true);
         result.method = 'written';
       }
     }
@@ -233,50 +232,42 @@ function safeListing(store: VersionStore, id: string): Listing | undefined {
   }
 }
 
-/** Write, replace or remove the entity files that differ (in place, never changing an existing file's inode). */
-async function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult): Promise<void> {
+/**
+ * Write, replace or remove the entity files that differ (a new file is
+ * renamed over the old one: an inode another tree shares through a hard link
+ * is never changed). Synchronous: the files go to the page cache (the tree is
+ * synced once, before it gets its name), where a call costs far less than a
+ * round trip through the thread pool.
+ */
+function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult, fresh = false): void {
   const made = new Set<string>();
   for (const d of deltas) {
     if (d.to && !made.has(d.collection)) {
       fs.mkdirSync(path.join(root, d.collection), { recursive: true });
       made.add(d.collection);
     }
-  }
-  // contents are read here (the store is synchronous); the file operations run on the thread pool
-  await pool(deltas, WRITERS, async (d) => {
     const folder = path.join(root, d.collection, d.slug);
     if (!d.to) {
-      await fsp.rm(folder, { recursive: true, force: true });
+      fs.rmSync(folder, { recursive: true, force: true });
       result.removed++;
-      return;
+      continue;
     }
     const content = entityContent(store, d.to);
-    if (!content) return;
+    if (!content) continue;
     const file = path.join(folder, ENTITY_NAME);
     const tmp = file + TEMP_SUFFIX;
+    if (fresh) fs.mkdirSync(folder);
     try {
-      await fsp.writeFile(tmp, content, { mode: 0o444 });
+      fs.writeFileSync(tmp, content, { mode: 0o444 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await fsp.mkdir(folder, { recursive: true });
-      await fsp.writeFile(tmp, content, { mode: 0o444 });
+      fs.mkdirSync(folder, { recursive: true });
+      fs.writeFileSync(tmp, content, { mode: 0o444 });
     }
-    await fsp.rename(tmp, file);
+    fs.renameSync(tmp, file);
     written.push(file);
     result.written++;
-  });
-}
-
-/** How many file operations a checkout keeps in flight. */
-const WRITERS = 16;
-
-/** Run `fn` over `items` with at most `n` at a time. */
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  }
 }
 
 function entityContent(store: VersionStore, folderTree: string): Buffer | undefined {
