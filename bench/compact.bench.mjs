@@ -5,9 +5,11 @@
 //    path), then of 1 M more records touching every entity (update path):
 //    wall time as a ratio to the I/O floor measured in the same run, and peak
 //    RSS. The floor is this file run as a child (`--floor <list>`): it reads,
-//    rewrites and renames the very entity files the compaction wrote, the way
-//    lib/compact.ts writes them (8 at a time with fs.promises: read, write a
-//    temporary file, fsync it, rename it over, fsync the folder).
+//    rewrites and renames the very entity files the compaction wrote, with the
+//    durable I/O lib/entity-writer.ts does (batches of 2 000 files, 8 at a
+//    time with fs.promises: read, write the temporary files, `sync -f`, rename
+//    each over its file, `sync -f`). The floor of the previous protocol (an
+//    fsync per temporary file and per folder) is measured once for comparison.
 // 2. Incremental: 1 k new records (`walnut set --batch`) then `walnut compact`,
 //    wall time including start-up, on the 100 k-entity directory and on a
 //    20 k-entity one, runs interleaved (the figure must not grow with size).
@@ -15,9 +17,9 @@
 //    to disk; ~850 MB of journal) over the same 100 k entities.
 // 4. Against cocli's algorithm (this file run as a child, `--naive`: for each
 //    entity, scan every journal file and overlay its records in stamp order,
-//    then write its file, durably as walnut and the floor write: the
-//    algorithms are compared, not the fsyncs) at 2 k entities / 20 k records,
-//    on identical data.
+//    then write its file, with the same durable batch I/O as walnut and the
+//    floor: the algorithms are compared, not the fsyncs) at 2 k entities /
+//    20 k records, on identical data.
 //
 // Peak RSS: bin/walnut.js re-runs compacting commands as a child with
 // --max-old-space-size; GNU time's %M (measureRun) is the largest RSS of the
@@ -31,9 +33,11 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
+/** Files per batch of the floor and of cocli's writer: walnut's largest chunk (lib/compact.ts CHUNK_TARGETS). */
+const FLOOR_BATCH = 2000;
 const MODE = process.argv[2];
 if (MODE === '--floor') {
-  await floorWorker(process.argv[3], Number(process.argv[4] || 8));
+  await floorWorker(process.argv[3], Number(process.argv[4] || 8), process.argv[5] || 'batched');
   process.exit(0);
 }
 if (MODE === '--naive') {
@@ -154,7 +158,7 @@ function reportFull(kind, what, c, fl, extra) {
     goal: '≤ 1.3×',
     pass: ratio <= 1.3,
     text: `${round(ratio, 2)}× (${fmt(c.run.wallMs / 1000, 2)} s vs floor ${fmt(fl.wall / 1000, 2)} s, best of ${fl.runs.length}: ${fl.runs.map((x) => fmt(x.wallMs / 1000, 1)).join(', ')} s${cpu})`,
-    details: { walnutMs: Math.round(c.run.wallMs), floorMs: fl.runs.map((x) => Math.round(x.wallMs)), floorIoMs: fl.runs.map((x) => x.ioMs), floorCpuMs: fl.runs.map((x) => round(x.cpuMs ?? NaN)), files: fl.files, fileBytes: fl.bytes, floor: 'node child: 8 workers, fs.promises read, write temp, fsync, rename over, fsync folder (walnut also mkdirs and stats each file)' },
+    details: { walnutMs: Math.round(c.run.wallMs), floorMs: fl.runs.map((x) => Math.round(x.wallMs)), floorIoMs: fl.runs.map((x) => x.ioMs), floorCpuMs: fl.runs.map((x) => round(x.cpuMs ?? NaN)), files: fl.files, fileBytes: fl.bytes, floor: 'node child, batches of 2 000 files, 8 at a time with fs.promises: read, write temp (no fsync); sync -f; rename each over its file; sync -f (walnut also mkdirs and stats each file)', floorPerFileFsyncMs: fl.perFileMs, floorPerFileFsync: 'the same files, 8 at a time: read, write temp, fsync, rename over, fsync folder (the previous protocol)' },
   });
   rssFigure(`full-${kind}-peak-rss`, `\`walnut compact\`, ${what}: peak RSS`, c, extra.records);
 }
@@ -381,7 +385,7 @@ async function naive() {
   const cpuRatio = wcpu && nrun.cpuMs ? nrun.cpuMs / wcpu : undefined;
   log(`naive: walnut ${fmt(w.median)} ms, cocli's algorithm ${fmt(nrun.wallMs / 1000, 1)} s; entity contents equal in ${check.equal} of ${check.total} entities`);
   r({ id: 'naive-walnut', figure: `\`walnut compact\`, ${count(entities)} entities / ${count(records)} records (fresh directory): wall time incl. start-up`, value: Math.round(w.median), unit: 'ms', text: `${fmt(w.median)} ms median of ${reps} (best ${fmt(w.min)})`, details: { wallMs: walnutRuns.map((x) => round(x.wallMs)), cpuMs: walnutRuns.map((x) => round(x.cpuMs ?? NaN)) } });
-  r({ id: 'naive-cocli', figure: `cocli's algorithm (per entity: scan every journal file, overlay in stamp order; files written as walnut writes them), same data`, value: Math.round(nrun.wallMs), unit: 'ms', text: `${fmt(nrun.wallMs / 1000, 1)} s (${fmt(nres.computeMs / 1000, 1)} s computing, ${fmt(nres.recordsParsed)} records parsed; ${fmt(nres.writeMs)} ms writing ${fmt(nres.filesWritten)} files: temp, fsync, rename, fsync folder, 8 at a time)`, details: { ...nres, cpuMs: nrun.cpuMs, peakRssMiB: round(nrun.peakRssKB / 1024) } });
+  r({ id: 'naive-cocli', figure: `cocli's algorithm (per entity: scan every journal file, overlay in stamp order; files written as walnut writes them), same data`, value: Math.round(nrun.wallMs), unit: 'ms', text: `${fmt(nrun.wallMs / 1000, 1)} s (${fmt(nres.computeMs / 1000, 1)} s computing, ${fmt(nres.recordsParsed)} records parsed; ${fmt(nres.writeMs)} ms writing ${fmt(nres.filesWritten)} files as walnut does: temps, sync -f, renames, sync -f)`, details: { ...nres, cpuMs: nrun.cpuMs, peakRssMiB: round(nrun.peakRssKB / 1024) } });
   r({
     id: 'naive-speedup',
     figure: `\`walnut compact\` speed-up over cocli's algorithm (${count(entities)} entities, ${count(records)} records)`,
@@ -390,7 +394,7 @@ async function naive() {
     goal: '≥ 50×',
     pass: ratio >= 50 && check.equal === check.total,
     text: `${round(ratio, 1)}× wall (${fmt(nrun.wallMs / 1000, 1)} s vs ${fmt(w.median)} ms)${cpuRatio ? `, ${round(cpuRatio, 1)}× CPU` : ''}; same entity contents in ${check.equal}/${check.total}; I/O floor of walnut's ${fmt(fl.files)} files ${fmt(fl.wall)} ms (walnut = ${round(w.median / fl.wall, 2)}× floor; 50× would need ≤ ${fmt(nrun.wallMs / 50)} ms); without their durable writes the two take ${fmt(nres.computeMs)} vs ${fmt(Math.max(1, w.median - fl.wall))} ms (${round(nres.computeMs / Math.max(1, w.median - fl.wall), 1)}×)`,
-    details: { naiveMs: round(nrun.wallMs), naiveComputeMs: nres.computeMs, naiveWriteMs: nres.writeMs, walnutMedianMs: round(w.median), naiveCpuMs: nrun.cpuMs, walnutCpuMedianMs: wcpu, cpuRatio: cpuRatio && round(cpuRatio, 1), floorMs: fl.runs.map((x) => round(x.wallMs)), floorFiles: fl.files, entitiesCompared: check.total, entitiesEqual: check.equal, firstDifference: check.first },
+    details: { naiveMs: round(nrun.wallMs), naiveComputeMs: nres.computeMs, naiveWriteMs: nres.writeMs, walnutMedianMs: round(w.median), naiveCpuMs: nrun.cpuMs, walnutCpuMedianMs: wcpu, cpuRatio: cpuRatio && round(cpuRatio, 1), floorMs: fl.runs.map((x) => round(x.wallMs)), floorPerFileFsyncMs: fl.perFileMs, floorFiles: fl.files, entitiesCompared: check.total, entitiesEqual: check.equal, firstDifference: check.first },
   });
   if (ratio < 50 && !process.env.WALNUT_BENCH_NO_PROFILE) {
     log('naive: under the goal of 50×; profiling `walnut compact` on a fresh copy (unbundled dist/cmd/_main.js)');
@@ -498,11 +502,15 @@ async function floor(dir, files, label) {
   const reps = 3;
   for (let i = 0; i < reps; i++) {
     syncDisk();
-    const run = await measureRun([process.execPath, SELF, '--floor', list, '8'], { stdout: 'capture' });
+    const run = await measureRun([process.execPath, SELF, '--floor', list, '8', 'batched'], { stdout: 'capture' });
     if (run.code !== 0) throw new Error(`the I/O floor failed (${run.code}): ${run.stderr.slice(0, 2000)}`);
     res = JSON.parse(run.stdout);
     runs.push({ wallMs: run.wallMs, cpuMs: run.cpuMs, ioMs: res.ioMs });
   }
+  // for comparison: the same files written with an fsync per file and per folder (walnut's previous protocol)
+  syncDisk();
+  const old = await measureRun([process.execPath, SELF, '--floor', list, '8', 'per-file'], { stdout: 'capture' });
+  if (old.code !== 0) throw new Error(`the per-file I/O floor failed (${old.code}): ${old.stderr.slice(0, 2000)}`);
   fs.rmSync(list);
   files.forEach((f, i) => fs.utimesSync(f, times[i].atimeMs / 1000, times[i].mtimeMs / 1000));
   // The floor is the best run: other work on a shared machine only ever slows a
@@ -510,8 +518,8 @@ async function floor(dir, files, label) {
   const best = runs.reduce((a, b) => (b.wallMs < a.wallMs ? b : a));
   const wall = best.wallMs;
   const cpu = best.cpuMs ?? 0;
-  log(`${label}: I/O floor over the same ${fmt(files.length)} files: ${runs.map((x) => fmt(x.wallMs / 1000, 2)).join(', ')} s`);
-  return { wall, cpu, runs, files: res.files, bytes: res.bytes };
+  log(`${label}: I/O floor over the same ${fmt(files.length)} files: ${runs.map((x) => fmt(x.wallMs / 1000, 2)).join(', ')} s (batched syncfs); ${fmt(old.wallMs / 1000, 2)} s with an fsync per file and folder`);
+  return { wall, cpu, runs, files: res.files, bytes: res.bytes, perFileMs: Math.round(old.wallMs) };
 }
 
 /** Entity files (`<collection>/<slug>/_index.md`) under `dir` → inode number. */
@@ -640,20 +648,33 @@ function generateTouchAll({ dir, records, entities, nodes = 5, fieldsPerEntity =
 // ------------------------------------------------------- child processes
 
 /**
- * The I/O floor: read, rewrite and rename each listed file the way
- * lib/compact.ts writes entity files (`concurrency` workers with
- * fs.promises: read, write a temporary file, fsync it, rename it over, fsync
- * the folder). Prints { files, bytes, ioMs }.
+ * The I/O floor: read, rewrite and rename each listed file with the durable
+ * I/O lib/entity-writer.ts does (`batched`: per batch of FLOOR_BATCH files,
+ * `concurrency` at a time with fs.promises: read, write the temporary files,
+ * `sync -f`, rename each over its file, `sync -f`), or (`per-file`, the
+ * previous protocol) read, write a temporary file, fsync it, rename it over,
+ * fsync the folder. Prints { files, bytes, ioMs }.
  */
-async function floorWorker(listFile, concurrency) {
+async function floorWorker(listFile, concurrency, mode) {
   const files = fs.readFileSync(listFile, 'utf8').split('\n').filter(Boolean);
   const t0 = process.hrtime.bigint();
   let bytes = 0;
-  await inPool(files, concurrency, async (file) => {
-    const text = await fs.promises.readFile(file, 'utf8');
-    await writeDurably(file, text);
-    bytes += text.length;
-  });
+  if (mode === 'per-file') {
+    await inPool(files, concurrency, async (file) => {
+      const text = await fs.promises.readFile(file, 'utf8');
+      await writeDurably(file, text);
+      bytes += text.length;
+    });
+  } else {
+    for (let from = 0; from < files.length; from += FLOOR_BATCH) {
+      const batch = files.slice(from, from + FLOOR_BATCH).map((file) => [file, '']);
+      await inPool(batch, concurrency, async (item) => {
+        item[1] = await fs.promises.readFile(item[0], 'utf8');
+        bytes += item[1].length;
+      });
+      await writeBatchDurably(batch, concurrency, path.dirname(files[0]));
+    }
+  }
   const ioMs = Math.round(Number(process.hrtime.bigint() - t0) / 1e6);
   process.stdout.write(JSON.stringify({ files: files.length, bytes, ioMs }) + '\n');
 }
@@ -663,9 +684,9 @@ async function floorWorker(listFile, concurrency) {
  * every journal file, keep its records, overlay them in stamp order (the
  * total order of DESIGN.md; null removes a key) and make its file. The files
  * are then written as walnut must write them to survive a power cut (and as
- * the I/O floor writes them): temporary file, fsync, rename, fsync of the
- * folder, 8 at a time; so the comparison is of the algorithms, not of one
- * side skipping the fsyncs. Prints { entities, recordsParsed, filesWritten,
+ * the I/O floor writes them): in batches of FLOOR_BATCH, temporary files,
+ * `sync -f`, renames, `sync -f`; so the comparison is of the algorithms, not
+ * of one side skipping the syncs. Prints { entities, recordsParsed, filesWritten,
  * computeMs, writeMs, ms }.
  */
 async function naiveWorker(dataDir, outDir) {
@@ -701,10 +722,8 @@ async function naiveWorker(dataDir, outDir) {
     files.push([path.join(outDir, target, '_index.md'), updateEntity('', overlay)]);
   }
   const computeMs = Date.now() - t0;
-  await inPool(files, 8, async ([file, text]) => {
-    await fs.promises.mkdir(path.dirname(file), { recursive: true });
-    await writeDurably(file, text);
-  });
+  await inPool(files, 8, ([file]) => fs.promises.mkdir(path.dirname(file), { recursive: true }));
+  for (let from = 0; from < files.length; from += FLOOR_BATCH) await writeBatchDurably(files.slice(from, from + FLOOR_BATCH), 8, outDir);
   const ms = Date.now() - t0;
   process.stdout.write(JSON.stringify({ entities: targets.size, segments: segments.length, recordsParsed: parsed, filesWritten: files.length, computeMs, writeMs: ms - computeMs, ms }) + '\n');
 }
@@ -718,7 +737,25 @@ async function inPool(items, concurrency, fn) {
   await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, items.length)) }, worker));
 }
 
-/** Replace a file the way lib/compact.ts does: temporary file, fsync, rename over, fsync of the folder. */
+/**
+ * Replace files as lib/entity-writer.ts does for a batch: every temporary
+ * file written (`concurrency` at a time, not fsynced), one `sync -f` of the
+ * file system, every rename, one more `sync -f`.
+ */
+async function writeBatchDurably(items, concurrency, root) {
+  const tmpOf = (file) => path.join(path.dirname(file), `.${path.basename(file)}.walnut-tmp`);
+  await inPool(items, concurrency, ([file, text]) => fs.promises.writeFile(tmpOf(file), text));
+  syncFs(root);
+  await inPool(items, concurrency, ([file]) => fs.promises.rename(tmpOf(file), file));
+  syncFs(root);
+}
+
+function syncFs(root) {
+  const r = spawnSync('sync', ['-f', root], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`sync -f ${root} failed (exit ${r.status})`);
+}
+
+/** Replace a file with walnut's previous protocol: temporary file, fsync, rename over, fsync of the folder. */
 async function writeDurably(file, text) {
   const dir = path.dirname(file);
   const tmpFile = path.join(dir, `.${path.basename(file)}.walnut-tmp`);
