@@ -74,6 +74,12 @@ export const checkout: Command<Args> = {
           onChange: async (p) => {
             if (p) await switchTo(undefined);
           },
+          // between switches: the spare tree brought up to date, so the next switch writes only its change
+          onIdle: async () => {
+            const { warmSpare }: typeof Checkout = await import('../lib/version/checkout.js');
+            const w = await warmSpare({ store, dir: ctx.cwd ? (await import('node:path')).resolve(ctx.cwd, dir!) : dir!, grace });
+            if (w.spare && !ctx.out.json) ctx.out.status(`spare tree brought up to ${w.spare.slice(0, 12)} (${w.written} written, ${w.removed} removed)`);
+          },
           onError: (err) => ctx.out.warn(`${err.message}; trying again in ${interval} ms`, { code: (err as WalnutError).code ?? 'EFOLLOW' }),
         });
       } finally {

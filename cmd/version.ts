@@ -34,7 +34,8 @@ export const version: Command<{ action: string; a?: string; b?: string; wait?: s
       const { compact }: typeof CompactLib = await import('../lib/compact.js');
       const { createVersion }: typeof Create = await import('../lib/version/create.js');
       const lease = leaseOptions(ctx, argv.wait);
-      const compacted = await compact({ repo, clock: ctx.clock, ...lease, crashPoint: crashHook(ctx) });
+      // hand edits in every file recorded first: a version holds what the files hold
+      const compacted = await compact({ repo, clock: ctx.clock, ...lease, record: true, crashPoint: crashHook(ctx) });
       for (const i of compacted.issues) out.issue(i);
       for (const b of compacted.broken) out.broken(b);
       const r = await createVersion({ repo, ...lease, full: argv.full, crashPoint: crashHook(ctx), now: (ctx.clock.now ?? Date.now)() });

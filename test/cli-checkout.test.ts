@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { initRepoDir, tmpDir, snapshotTree } from './helpers.js';
-import { run, runAsync, ok, git, versionFiles, entityFiles, sameFiles, makeVersion, entity, spawnWalnut, exited, stderrOf, sleep, until } from './version-helpers.js';
+import { run, runAsync, ok, git, versionFiles, entityFiles, sameFiles, makeVersion, entity, spawnWalnut, exited, stderrOf, sleep, until, lines as stdoutLines } from './version-helpers.js';
 
 /**
  * Four versions of 20 companies:
@@ -349,7 +349,61 @@ test('checkout --active --follow switches within a few intervals of each local a
   const lines = err.text.trim().split('\n');
   assert.equal(lines.filter((l) => l === `following the active version into ${dir} (Ctrl-C to stop)`).length, 1, err.text);
   assert.is(lines.filter((l) => /^checked out [0-9a-f]{12} in \d+ ms /.test(l)).length, 4, `a status line per switch:\n${err.text}`);
-  assert.is(lines.length, 5, `only status lines on stderr:\n${err.text}`);
+  const spares = lines.filter((l) => /^spare tree brought up to [0-9a-f]{12} \(\d+ written, \d+ removed\)$/.test(l)).length;
+  assert.is(lines.length, 5 + spares, `only status lines on stderr:\n${err.text}`);
+});
+
+test('--follow brings the spare tree up to date between switches: the next switch writes only its change', async () => {
+  const data = initRepoDir('pi-01');
+  const all: Record<string, string> = {};
+  for (let i = 0; i < 12; i++) all[`companies/c${i}`] = entity({ name: `Company ${i}`, rev: 0 });
+  const ids = [makeVersion(data, all)];
+  // each next version changes two entities (the last one also deletes one and adds one)
+  for (let v = 1; v <= 4; v++) ids.push(makeVersion(data, { [`companies/c${2 * v}`]: entity({ name: `Company ${2 * v}`, rev: v }), [`companies/c${2 * v + 1}`]: entity({ name: `Company ${2 * v + 1}`, rev: v }) }));
+  ok(['set', 'companies/c11', '@deleted', 'true'], data);
+  ids.push(makeVersion(data, { 'people/p1': entity({ name: 'P1' }) }));
+  ok(['activate', ids[0]], data);
+  const dir = path.join(tmpDir(), 'co');
+  const follower = spawnWalnut(['checkout', '--active', dir, '--follow', '--interval', '30ms', '--grace', '0', '--json'], data);
+  const out = stdoutLines(follower);
+  const err = stderrOf(follower);
+  const docFor = (id: string) => until(`the switch to ${id.slice(0, 12)}`, 15_000, () => out.map((l) => JSON.parse(l)).find((d) => d.id === id && d.switched));
+  const spareOf = (id: string) => path.join(dir, `.spare-${id}`);
+  try {
+    await docFor(ids[0]);
+    for (let v = 1; v < ids.length; v++) {
+      ok(['activate', ids[v]], data);
+      const doc = await docFor(ids[v]);
+      treeIsVersion(data, dir, ids[v], `switch ${v}`);
+      const change = gitDelta(data, ids[v - 1], ids[v]);
+      if (v >= 3) {
+        // a spare brought up to the version before: exactly the change is written
+        assert.is(doc.method, 'recycled', `switch ${v}: ${JSON.stringify(doc)}`);
+        assert.is(doc.written, change.A + change.M, `switch ${v} writes only the change: ${JSON.stringify(doc)} vs ${JSON.stringify(change)}`);
+        assert.is(doc.removed, change.D);
+      }
+      if (v >= 2) {
+        // between switches the follower makes the spare of this version: a whole copy, never `current`
+        await until(`.spare-${ids[v].slice(0, 12)}`, 15_000, () => (fs.existsSync(spareOf(ids[v])) ? true : undefined));
+        sameFiles(entityFiles(spareOf(ids[v])), versionFiles(data, ids[v]), `the spare of ${ids[v].slice(0, 12)}`);
+        assert.is(currentOf(dir), ids[v]);
+        assert.is(fs.readdirSync(dir).filter((n) => n.startsWith('.spare-')).length, 1, 'one spare');
+        assert.ok(trees(dir).length <= 3, `current, previous and at most one old tree: ${trees(dir)}`);
+      }
+    }
+  } finally {
+    follower.kill('SIGTERM');
+    await exited(follower);
+  }
+  assert.not.match(err.text, /warning|error/, err.text);
+  // a one-shot checkout of an older version takes the spare too: only what differs is written
+  const last = ids[ids.length - 1];
+  assert.ok(fs.existsSync(spareOf(last)), 'the spare of the last version');
+  const back = JSON.parse(ok(['checkout', ids[1], dir, '--json'], data).stdout);
+  const delta = gitDelta(data, last, ids[1]);
+  assert.equal({ method: back.method, written: back.written, removed: back.removed }, { method: 'recycled', written: delta.A + delta.M, removed: delta.D });
+  treeIsVersion(data, dir, ids[1], 'back to the first change');
+  assert.not.ok(fs.existsSync(spareOf(last)), 'the spare was used');
 });
 
 test.run();

@@ -222,7 +222,22 @@ export async function pruneVersions({ repo, keep, wait = 0 }: { repo: Repo; keep
  */
 export async function watchActive(
   place: PointerPlace,
-  { interval, signal, initial = false, onChange, onError }: { interval: number; signal: AbortSignal; initial?: boolean; onChange: (p: ActivePointer | undefined) => Promise<boolean | void> | boolean | void; onError?: (err: Error) => void },
+  {
+    interval,
+    signal,
+    initial = false,
+    onChange,
+    onIdle,
+    onError,
+  }: {
+    interval: number;
+    signal: AbortSignal;
+    initial?: boolean;
+    onChange: (p: ActivePointer | undefined) => Promise<boolean | void> | boolean | void;
+    /** after a poll that found no change (work to do between changes) */
+    onIdle?: () => Promise<void> | void;
+    onError?: (err: Error) => void;
+  },
 ): Promise<void> {
   let last: string | undefined;
   let first = true;
@@ -230,11 +245,11 @@ export async function watchActive(
     try {
       const { pointer } = await readActive(place);
       const key = pointer ? `${pointer.version} ${pointer.activated}` : '';
-      if ((first && initial) || (!first && key !== last)) {
-        if ((await onChange(pointer)) === false) return;
-      }
+      const changed = (first && initial) || (!first && key !== last);
+      if (changed && (await onChange(pointer)) === false) return;
       last = key;
       first = false;
+      if (!changed && onIdle && !signal.aborted) await onIdle();
     } catch (err) {
       onError?.(err as Error);
     }

@@ -7,6 +7,7 @@
  *     <dir>/<id>/<collection>/<slug>/_index.md
  *     <dir>/.walnut-checkout         JSON: current, previous, when each tree was switched out
  *     <dir>/.build-<id>/             a tree being made (removed when a run is killed)
+ *     <dir>/.spare-<id>/             a spare tree brought up to date with version <id> (--follow, between switches)
  *
  * A tree is complete before it gets its name, and `current` changes by one
  * rename, so a reader that resolves `current` once sees exactly one whole
@@ -14,8 +15,11 @@
  * (kept for an instant switch back). One older tree is kept as a spare: once
  * it has been out of use for the grace period it is renamed and turned into
  * the next version by writing only the entities that differ, so a switch
- * costs time proportional to the change. Without a spare, the new tree is
- * made by hard-linking the unchanged files of the current one.
+ * costs time proportional to the change. Between switches, `checkout
+ * --follow` brings the spare up to date with the current version
+ * (`warmSpare`), so that the next switch writes only the next change. Without
+ * a spare, the new tree is made by hard-linking the unchanged files of the
+ * current one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,6 +31,8 @@ import { diffListings, diffVersionTrees, type EntityDelta } from './diff.js';
 export const CHECKOUT_CRASH_POINTS = ['checkout:after-build', 'checkout:after-switch'] as const;
 export const STATE_FILE = '.walnut-checkout';
 export const DEFAULT_GRACE_MS = 10_000;
+/** a spare tree holding version <id>: `.spare-<id>` */
+const SPARE = '.spare-';
 
 interface CheckoutState {
   current?: string;
@@ -101,7 +107,7 @@ export function currentOf(dir: string): string | undefined {
 function prepareDir(dir: string): void {
   if (fs.existsSync(dir)) {
     if (!fs.statSync(dir).isDirectory()) throw notCheckoutDir(dir, 'it is not a folder');
-    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.trash-') || n.startsWith('.current-') || n.startsWith(STATE_FILE) || ours(n)));
+    const foreign = fs.readdirSync(dir).filter((n) => !(OID.test(n) || n === 'current' || n.startsWith('.build-') || n.startsWith('.trash-') || n.startsWith('.current-') || n.startsWith(SPARE) || n.startsWith(STATE_FILE) || ours(n)));
     if (foreign.length > 0) throw notCheckoutDir(dir, `it holds other files (${foreign.slice(0, 3).join(', ')})`);
   } else {
     fs.mkdirSync(dir, { recursive: true });
@@ -146,9 +152,9 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
     const written: string[] = [];
     if (spare) {
       // only the change is read: the two versions' trees are diffed as bytes
-      const deltas = diffVersionTrees(store, spare, id);
-      fs.renameSync(path.join(dir, spare), build);
-      applyDeltas(store, build, deltas, written, result);
+      const deltas = diffVersionTrees(store, spare.id, id);
+      fs.renameSync(path.join(dir, spare.name), build);
+      await applyDeltas(store, build, deltas, written, result);
       removeEmptyCollections(build, store, id);
       result.method = 'recycled';
     } else {
@@ -159,7 +165,7 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
         linkTree(store, path.join(dir, cur), build, base, target, written, result);
         result.method = 'linked';
       } else {
-        applyDeltas(store, build, diffListings(undefined, target), written, result, true);
+        await applyDeltas(store, build, diffListings(undefined, target), written, result, true);
         result.method = 'written';
       }
     }
@@ -206,22 +212,84 @@ function readState(dir: string): CheckoutState {
   }
 }
 
-/** A tree out of use for at least the grace period, whose version the store still has. */
-function pickSpare(dir: string, state: CheckoutState, store: VersionStore, { cur, keepPrevious, grace, now }: { cur?: string; keepPrevious: boolean; grace: number; now: number }): string | undefined {
-  const candidates = fs
-    .readdirSync(dir)
-    .filter((n) => OID.test(n) && n !== cur && !(keepPrevious && n === state.previous))
-    .filter((n) => now - (state.out[n] ?? now) >= grace)
-    .sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
-  // the store must still hold the spare's version (its trees are diffed)
-  return candidates.find((id) => {
+/**
+ * The tree to turn into the next one: a spare already brought up to date
+ * (`.spare-<id>`), else the newest tree out of use for at least the grace
+ * period; in both cases one whose version the store still has (its trees are diffed).
+ */
+function pickSpare(dir: string, state: CheckoutState, store: VersionStore, { cur, keepPrevious, grace, now }: { cur?: string; keepPrevious: boolean; grace: number; now: number }): { name: string; id: string } | undefined {
+  const readable = (id: string) => {
     try {
       store.readCommit(id);
       return true;
     } catch {
       return false;
     }
-  });
+  };
+  const names = fs.readdirSync(dir);
+  for (const n of names) {
+    const id = n.slice(SPARE.length);
+    if (n.startsWith(SPARE) && OID.test(id) && readable(id)) return { name: n, id };
+  }
+  const candidates = names
+    .filter((n) => OID.test(n) && n !== cur && !(keepPrevious && n === state.previous))
+    .filter((n) => now - (state.out[n] ?? now) >= grace)
+    .sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
+  const id = candidates.find(readable);
+  return id ? { name: id, id } : undefined;
+}
+
+export interface WarmResult {
+  /** the version the spare now holds (undefined: nothing to do) */
+  spare?: string;
+  /** the version it held before */
+  from?: string;
+  written: number;
+  removed: number;
+}
+
+/**
+ * Between switches: bring a spare tree up to date with the current version,
+ * as `.spare-<current id>`, so that the next switch writes only the entities
+ * that differ from the current version. Nothing is done when there is no
+ * spare, or it is up to date. A reader never sees a spare (it has no id name).
+ * @example await warmSpare({ store, dir, grace: 10_000 }) // from checkout --follow's idle polls
+ */
+export async function warmSpare(options: Omit<CheckoutOptions, 'id'>): Promise<WarmResult> {
+  const dir = path.resolve(options.dir);
+  const result: WarmResult = { written: 0, removed: 0 };
+  const cur = currentOf(dir);
+  if (!cur || fs.existsSync(path.join(dir, SPARE + cur))) return result;
+  const { default: lockfile } = await import('proper-lockfile');
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dir, { realpath: false, lockfilePath: path.join(dir, '.walnut-checkout.lock'), stale: 10_000 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return result; // a checkout is running there: later
+    throw err;
+  }
+  try {
+    const state = readState(dir);
+    const now = (options.now ?? Date.now)();
+    if (currentOf(dir) !== cur || state.current !== cur) return result;
+    const spare = pickSpare(dir, state, options.store, { cur, keepPrevious: options.keepPrevious ?? true, grace: options.grace ?? DEFAULT_GRACE_MS, now });
+    if (!spare || spare.id === cur) return result;
+    const build = path.join(dir, `.build-${SPARE.slice(1)}${cur}`);
+    const deltas = diffVersionTrees(options.store, spare.id, cur);
+    fs.renameSync(path.join(dir, spare.name), build);
+    delete state.out[spare.name];
+    const written: string[] = [];
+    const counts = { written: 0, linked: 0, removed: 0 } as CheckoutResult;
+    await applyDeltas(options.store, build, deltas, written, counts);
+    removeEmptyCollections(build, options.store, cur);
+    syncWritten(build, written);
+    fs.renameSync(build, path.join(dir, SPARE + cur));
+    fsyncDir(dir);
+    writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
+    return { spare: cur, from: spare.id, written: counts.written, removed: counts.removed };
+  } finally {
+    await release();
+  }
 }
 
 function safeListing(store: VersionStore, id: string): Listing | undefined {
@@ -237,11 +305,14 @@ function safeListing(store: VersionStore, id: string): Listing | undefined {
  * renamed over the old one: an inode another tree shares through a hard link
  * is never changed). Synchronous: the files go to the page cache (the tree is
  * synced once, before it gets its name), where a call costs far less than a
- * round trip through the thread pool.
+ * round trip through the thread pool. The event loop gets a turn every few
+ * hundred files (the folder lock's timer keeps it fresh).
  */
-function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult, fresh = false): void {
+async function applyDeltas(store: VersionStore, root: string, deltas: EntityDelta[], written: string[], result: CheckoutResult, fresh = false): Promise<void> {
   const made = new Set<string>();
+  let n = 0;
   for (const d of deltas) {
+    if (++n % 512 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     if (d.to && !made.has(d.collection)) {
       fs.mkdirSync(path.join(root, d.collection), { recursive: true });
       made.add(d.collection);
