@@ -124,7 +124,8 @@ export class Clock {
    * after it was made is stamped when its file was saved. At or after the
    * clock's time this is `tick` at `ms` (the clock moves there, so later
    * records order after it); earlier, the record keeps `ms` with counter 0 and
-   * the clock does not move back.
+   * the clock does not move back. Like `observe`, a time beyond the wall
+   * clock + bound moves the clock only to the bound.
    * @param ms - when the record happened, ms since the epoch
    * @returns the record's `timestamp` and `causality` units
    * @example const { timestamp, causality } = clock.at(fs.statSync(file).mtimeMs)
@@ -132,7 +133,10 @@ export class Clock {
   at(ms: number): { timestamp: string; causality: string; ms: number; counter: number } {
     ms = Math.max(0, Math.floor(ms));
     let counter = 0;
-    if (ms > this.ms) {
+    const limit = this.now() + this.maxAheadMs;
+    if (ms > limit) {
+      this.raise(limit, 0);
+    } else if (ms > this.ms) {
       this.ms = ms;
       this.counter = 0;
     } else if (ms === this.ms) {

@@ -55,7 +55,7 @@ const CHUNK_TARGETS = 2000;
 const FIRST_CHUNK_TARGETS = 100;
 
 /** Chunks computed ahead of the writes (each waits with its file texts in memory). */
-const MAX_BATCHES_IN_FLIGHT = 8;
+const MAX_BATCHES_IN_FLIGHT = 4;
 
 /** Default memory budget: pending journal bytes merged in one pass. */
 export const DEFAULT_PASS_BYTES = 32 * 1024 * 1024;
@@ -295,8 +295,9 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
         to = Math.min(targets.length, from + chunkSize);
         const chunk = targets.slice(from, to);
-        // the files of the chunk that existed at the scan, read in parallel (the disk serves several reads at once)
-        const texts = await readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
+        // the files of the chunk, read in parallel off this thread (the disk serves several reads at once;
+        // a new entity's missing file costs a failed open in the thread pool, not a stat here)
+        const texts = await readFiles(chunk.map((t) => entityFile(repo, t)));
         for (const target of chunk) {
           const fields = winners.get(target)!;
           winners.delete(target);
@@ -364,12 +365,10 @@ function offer(winners: Winners, target: string, field: string, stamp: string, v
   let fields = winners.get(target);
   if (!fields) winners.set(flat(target), (fields = new Map()));
   const cur = fields.get(field);
-  if (cur !== undefined) {
-    // the packed strings compare like their stamps, then their values
-    const us = cur.indexOf('\x1f');
-    const curStamp = cur.slice(0, us);
-    if (stamp < curStamp || (stamp === curStamp && value <= cur.slice(us + 1))) return;
-  }
+  // `cur` is its stamp, a US, its value: a stamp sorts below it exactly when it
+  // is not greater than cur's stamp (no stamp is a prefix of another: they end
+  // with a fixed-length hash), and an equal stamp is the same record
+  if (cur !== undefined && stamp < cur) return;
   // join copies: a substring of the record text would keep the whole record alive
   fields.set(cur === undefined ? flat(field) : field, [stamp, value].join('\x1f'));
 }

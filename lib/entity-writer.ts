@@ -40,6 +40,9 @@ export type Written = [target: string, size: number, mtimeMs: number];
 /** A job as the batch writer takes it: target, file, text, create. */
 type Job = [target: string, file: string, text: string, create: boolean];
 
+/** The worker thread's young generation (MB). */
+const WORKER_YOUNG_MB = 8;
+
 /** Batches at least this large start the worker thread (when more work follows). */
 const WORKER_MIN_BATCH = 100;
 
@@ -219,7 +222,9 @@ export class EntityWriter {
   }
 
   private startWorker(): void {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES } });
+    // a small young generation: the worker only copies texts to files, and its default
+    // (tens of MB of new space) would count in the compaction's peak RSS
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
     worker.on('message', (m: { first?: true; id?: number; out?: Written[]; error?: { message: string; code?: string } }) => {
       if (m.first) return this.first();
       const w = this.waiting.get(m.id!);
