@@ -160,12 +160,14 @@ test('lease race: 10 concurrent acquirers, exactly one wins each round (6 rounds
 test('lease: renew keeps it; an expired lease taken over cannot be renewed by its old holder', async () => {
   const bucket = await newBucket();
   const [a, b] = [await store(bucket), await store(bucket)];
-  const la = (await acquireLease(a, { name: 'x', owner: 'a', ttlMs: 1000 })) as Lease;
+  // 4 s: long enough that acquire, renew and the competing acquire all happen within it on a loaded machine
+  const la = (await acquireLease(a, { name: 'x', owner: 'a', ttlMs: 4000 })) as Lease;
   assert.ok('key' in la);
+  const renewedAt = Date.now();
   await renewLease(a, la);
   const busy = await acquireLease(b, { name: 'x', owner: 'b', ttlMs: 1000 });
-  assert.not.ok('key' in busy);
-  await new Promise((r) => setTimeout(r, 2200));
+  assert.not.ok('key' in busy, 'held while the renewed lease runs');
+  await new Promise((r) => setTimeout(r, Math.max(0, renewedAt + 5200 - Date.now())));
   const lb = await acquireLease(b, { name: 'x', owner: 'b', ttlMs: 30_000 });
   assert.ok('key' in lb, 'taken over after expiry');
   const err = await rejects(renewLease(a, la));
