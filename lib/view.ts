@@ -12,6 +12,7 @@ import { readCheckpoint, EntityIndex, type Checkpoint } from './state.js';
 import { blobId } from './hash.js';
 import { statFiles } from './stat-files.js';
 import { WalnutError } from './errors.js';
+import { writeFileAtomic } from './fsutil.js';
 import type { Repo } from './repo.js';
 
 export const ENTITY_FILE = '_index.md';
@@ -290,10 +291,45 @@ export function scanEntityFiles(repo: Repo, index: EntityIndex): { modified: Fil
 }
 
 /** `<collection>/<slug>` of every folder that may hold an entity file, sorted (not checked). */
+/** `.walnut/dirs`: the sorted entity folders, and the mtimes of the folders they were read from. */
+const DIRS_CACHE = 'dirs';
+/** A folder changed this recently may change again within its mtime's granularity (2 s on FAT): its listing is not cached. */
+const RACY_MS = 2000;
+
+interface DirsCache {
+  version: 1;
+  /** folder ('' = the data directory, else a collection) → its mtime in ns when it was read */
+  mtimes: Record<string, string>;
+  targets: string[];
+}
+
+/**
+ * Every `<collection>/<slug>` folder, sorted. Adding, removing or renaming an
+ * entry changes its folder's mtime, so the listing is kept in `.walnut/dirs`
+ * with the mtimes of the data directory and of each collection folder, taken
+ * before they were read; while those are the same, the listing is too (a few
+ * `stat`s instead of reading 100 k folder entries). A listing read within 2 s
+ * of a folder's change is not kept (the change might share its mtime).
+ */
 function listEntityDirs(repo: Repo): string[] {
+  const cacheFile = path.join(repo.dir, DIRS_CACHE);
+  const mtimeOf = (dir: string) => fs.statSync(dir, { bigint: true, throwIfNoEntry: false });
+  const cached = readDirsCache(cacheFile);
+  if (cached && Object.entries(cached.mtimes).every(([c, m]) => String(mtimeOf(c === '' ? repo.root : path.join(repo.root, c))?.mtimeNs) === m)) return cached.targets;
+  const now = Date.now();
+  let racy = false;
+  const mtimes: Record<string, string> = {};
+  const note = (key: string, dir: string) => {
+    const st = mtimeOf(dir);
+    if (!st) return;
+    mtimes[key] = String(st.mtimeNs);
+    if (now - Number(st.mtimeMs) < RACY_MS) racy = true;
+  };
+  note('', repo.root);
   const out: string[] = [];
   for (const collection of safeReaddir(repo.root)) {
     if (collection.startsWith('.') || collection === 'wal' || collection === 'node_modules') continue;
+    note(collection, path.join(repo.root, collection));
     let slugs: string[];
     try {
       slugs = fs.readdirSync(path.join(repo.root, collection));
@@ -302,7 +338,24 @@ function listEntityDirs(repo: Repo): string[] {
     }
     for (const slug of slugs) if (!slug.startsWith('.')) out.push(`${collection}/${slug}`);
   }
-  return out.sort();
+  out.sort();
+  if (!racy && fs.existsSync(repo.dir)) {
+    try {
+      writeFileAtomic(cacheFile, JSON.stringify({ version: 1, mtimes, targets: out } satisfies DirsCache), { fsync: false });
+    } catch {
+      // a cache: reading the folders again next time costs only time
+    }
+  }
+  return out;
+}
+
+function readDirsCache(file: string): DirsCache | undefined {
+  try {
+    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as DirsCache;
+    return c.version === 1 && c.mtimes && typeof c.mtimes[''] === 'string' && Array.isArray(c.targets) ? c : undefined;
+  } catch {
+    return undefined; // none, or torn: read the folders
+  }
 }
 
 /** Targets that have an entity file on disk: `<collection>/<slug>/_index.md`. */
