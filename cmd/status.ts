@@ -30,8 +30,8 @@ export const status: Command<{ cluster?: boolean }> = {
       out.data(title);
       for (const t of items) out.data(`  ${t}`);
     };
-    section('edited by hand (recorded at the next record or compact):', report.modified);
-    section('not yet seen by walnut (adopted at the next compact):', report.untracked);
+    section('edited by hand (recorded by walnut record or compact --record):', report.modified);
+    section('not yet seen by walnut (adopted by walnut record or compact --record):', report.untracked);
     section('missing (entity file removed):', report.missing);
   },
 };

@@ -47,7 +47,7 @@ test('status lists entity files walnut has not seen yet', () => {
   fs.mkdirSync(path.join(dir, 'companies', 'no-file'));
   fs.mkdirSync(path.join(dir, '.hidden', 'x'), { recursive: true });
   fs.writeFileSync(path.join(dir, '.hidden', 'x', '_index.md'), '---\n---\n');
-  expect(run(['status'], { cwd: dir }), { code: 0, stdout: 'node laptop\nno pending records\nnot yet seen by walnut (adopted at the next compact):\n  companies/acme\n  people/jane\n', stderr: '' });
+  expect(run(['status'], { cwd: dir }), { code: 0, stdout: 'node laptop\nno pending records\nnot yet seen by walnut (adopted by walnut record or compact --record):\n  companies/acme\n  people/jane\n', stderr: '' });
 });
 
 test('status after compact: a file edited by hand is listed as edited, a removed one as missing', () => {
@@ -62,7 +62,7 @@ test('status after compact: a file edited by hand is listed as edited, a removed
   const after = JSON.parse(run(['status', '--json'], { cwd: dir }).stdout);
   assert.equal([after.modified, after.untracked, after.missing], [['companies/acme'], [], ['people/jane']]);
   const text = run(['status'], { cwd: dir });
-  expect(text, { code: 0, stderr: '', stdout: /edited by hand \(recorded at the next record or compact\):\n  companies\/acme\nmissing \(entity file removed\):\n  people\/jane\n$/ });
+  expect(text, { code: 0, stderr: '', stdout: /edited by hand \(recorded by walnut record or compact --record\):\n  companies\/acme\nmissing \(entity file removed\):\n  people\/jane\n$/ });
 });
 
 for (const c of damageCases()) {

@@ -161,7 +161,7 @@ test('cocli: status shows pending records per node, the system record and the fi
       '  companies/acme-corp  6',
       '  companies/globex  4',
       '  companies/initech  2',
-      'not yet seen by walnut (adopted at the next compact):',
+      'not yet seen by walnut (adopted by walnut record or compact --record):',
       '  companies/acme-corp',
       '  companies/globex',
       '',
