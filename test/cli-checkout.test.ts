@@ -353,6 +353,31 @@ test('checkout --active --follow switches within a few intervals of each local a
   assert.is(lines.length, 5 + spares, `only status lines on stderr:\n${err.text}`);
 });
 
+test('versions coming faster than the grace period: the newest tree past it is kept as the spare, newer ones too', () => {
+  const { data, A, B, C, D } = fourVersions();
+  const dir = path.join(tmpDir(), 'co');
+  for (const id of [A, B, C, D]) ok(['checkout', id, dir], data);
+  assert.equal(trees(dir), [A, B, C, D].sort(), 'all within the default 10 s grace period');
+  // A went out of use an hour ago, B just now
+  const stateFile = path.join(dir, '.walnut-checkout');
+  const state = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+  state.out[A] = Date.now() - 3600_000;
+  fs.writeFileSync(stateFile, JSON.stringify(state));
+  // back to C (existing): D becomes previous; B may still be in use; A is the spare, kept
+  const back = JSON.parse(ok(['checkout', C, dir, '--json'], data).stdout);
+  assert.equal({ method: back.method, pruned: back.pruned }, { method: 'existing', pruned: [] });
+  assert.equal(trees(dir), [A, B, C, D].sort());
+  // a new version recycles A (past the grace period) instead of linking every file
+  const data2 = path.join(tmpDir(), 'data');
+  fs.cpSync(data, data2, { recursive: true });
+  const E = makeVersion(data2, { 'companies/c9': entity({ name: 'Company 9', rev: 4 }) });
+  const toE = JSON.parse(ok(['checkout', E, dir, '--json'], data2).stdout);
+  const ae = gitDelta(data2, A, E);
+  assert.equal({ method: toE.method, written: toE.written, removed: toE.removed }, { method: 'recycled', written: ae.A + ae.M, removed: ae.D });
+  treeIsVersion(data2, dir, E, 'E, made from A');
+  assert.equal(trees(dir), [B, C, D, E].sort());
+});
+
 test('--follow brings the spare tree up to date between switches: the next switch writes only its change', async () => {
   const data = initRepoDir('pi-01');
   const all: Record<string, string> = {};

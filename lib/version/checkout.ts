@@ -131,8 +131,11 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
   const now = options.now ?? Date.now;
   const grace = options.grace ?? DEFAULT_GRACE_MS;
   const keepPrevious = options.keepPrevious ?? true;
-  // leftovers of a killed run
-  for (const n of fs.readdirSync(dir)) if (n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith('.trash-') || ours(n)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  // leftovers of a killed run, and a spare whose version the store no longer has (it cannot be diffed)
+  for (const n of fs.readdirSync(dir)) {
+    const stale = n.startsWith(SPARE) && !hasVersion(store, n.slice(SPARE.length));
+    if (n.startsWith('.build-') || n.startsWith('.current-') || n.startsWith('.trash-') || ours(n) || stale) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  }
   const state = readState(dir);
   const cur = currentOf(dir);
   if (cur !== state.current) {
@@ -186,12 +189,20 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
   delete state.out[id];
   state.previous = keepPrevious ? cur : undefined;
   state.current = id;
-  // keep current, previous and the newest spare; delete the rest once out of use for the grace period.
-  // A tree is renamed away before it is deleted: a tree under its id is always whole.
-  const trees = fs.readdirSync(dir).filter((n) => OID.test(n) && n !== id && n !== state.previous);
+  // Keep current, previous, the trees readers may still use (out of use for less than the grace
+  // period) and, as the spare, the newest tree past the grace period (none when a .spare-<id> is
+  // there); delete the rest. So the spare is usable even when versions come faster than the grace
+  // period. A tree is renamed away before it is deleted: a tree under its id is always whole.
+  const names = fs.readdirSync(dir);
+  const trees = names.filter((n) => OID.test(n) && n !== id && n !== state.previous);
   trees.sort((a, b) => (state.out[b] ?? 0) - (state.out[a] ?? 0));
-  for (const old of trees.slice(1)) {
+  let spareKept = names.some((n) => n.startsWith(SPARE));
+  for (const old of trees) {
     if (now() - (state.out[old] ?? now()) < grace) continue;
+    if (!spareKept) {
+      spareKept = true;
+      continue;
+    }
     const trash = path.join(dir, `.trash-${old}`);
     fs.renameSync(path.join(dir, old), trash);
     fs.rmSync(trash, { recursive: true, force: true });
@@ -218,14 +229,7 @@ function readState(dir: string): CheckoutState {
  * period; in both cases one whose version the store still has (its trees are diffed).
  */
 function pickSpare(dir: string, state: CheckoutState, store: VersionStore, { cur, keepPrevious, grace, now }: { cur?: string; keepPrevious: boolean; grace: number; now: number }): { name: string; id: string } | undefined {
-  const readable = (id: string) => {
-    try {
-      store.readCommit(id);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const readable = (id: string) => hasVersion(store, id);
   const names = fs.readdirSync(dir);
   for (const n of names) {
     const id = n.slice(SPARE.length);
@@ -289,6 +293,17 @@ export async function warmSpare(options: Omit<CheckoutOptions, 'id'>): Promise<W
     return { spare: cur, from: spare.id, written: counts.written, removed: counts.removed };
   } finally {
     await release();
+  }
+}
+
+/** Whether the store can read a version's commit (its trees can be diffed). */
+function hasVersion(store: VersionStore, id: string): boolean {
+  if (!OID.test(id)) return false;
+  try {
+    store.readCommit(id);
+    return true;
+  } catch {
+    return false;
   }
 }
 
