@@ -288,6 +288,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
       if (pass === 0) crashPoint('compact:after-scan');
       check();
       const targets = [...winners.keys()].sort();
+      const folders = listBusyCollections(repo, index, targets);
       // In chunks of targets: the pending index lines, file texts and parsed
       // entities of a few chunks at a time stay in memory, however many entities change.
       for (let from = 0, to = 0; from < targets.length; from = to) {
@@ -295,9 +296,14 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
         to = Math.min(targets.length, from + chunkSize);
         const chunk = targets.slice(from, to);
-        // the files of the chunk, read in parallel off this thread (the disk serves several reads at once;
-        // a new entity's missing file costs a failed open in the thread pool, not a stat here)
-        const texts = await readFiles(chunk.map((t) => entityFile(repo, t)));
+        // the files of the chunk that existed at the scan, read in parallel (the disk serves several reads at once)
+        const texts = await readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
+        // the others most likely have no file: not even looked for when their folder is not in a listing
+        for (const t of chunk) {
+          const slash = t.indexOf('/');
+          const listed = folders.get(t.slice(0, slash));
+          if (listed && !listed.has(t.slice(slash + 1))) texts.set(entityFile(repo, t), undefined);
+        }
         for (const target of chunk) {
           const fields = winners.get(target)!;
           winners.delete(target);
@@ -553,6 +559,39 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   }
   if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
   return newText !== undefined ? { target, file, text: newText, create: text === undefined } : undefined;
+}
+
+/** A pass with at least this many entities the stat cache does not know in one collection lists that collection once. */
+const LIST_MIN_NEW = 2000;
+
+/**
+ * Collections into which a pass brings many entities with no file known to
+ * the stat cache (a first compaction, a bulk import): their folder names,
+ * listed once, so that each new entity costs no system call to find it has no
+ * file yet. A listing costs about as much as a few hundred `stat`s, and is
+ * made only for at least LIST_MIN_NEW new entities: the work stays
+ * proportional to the records. (A folder made by hand during the run for one
+ * of these entities is not seen; its file would be replaced by the new one.)
+ */
+function listBusyCollections(repo: Repo, index: EntityIndex, targets: string[]): Map<string, Set<string>> {
+  const fresh = new Map<string, number>();
+  for (const t of targets) {
+    if (index.statOf(t) !== undefined) continue;
+    const c = t.slice(0, t.indexOf('/'));
+    fresh.set(c, (fresh.get(c) ?? 0) + 1);
+  }
+  const out = new Map<string, Set<string>>();
+  for (const [c, n] of fresh) {
+    if (n < LIST_MIN_NEW) continue;
+    try {
+      out.set(c, new Set(fs.readdirSync(path.join(repo.root, c))));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') out.set(c, new Set());
+      else if (code !== 'ENOTDIR') throw err;
+    }
+  }
+  return out;
 }
 
 /** Read files, 16 at a time: file → text (undefined when there is none). */
