@@ -306,6 +306,21 @@ export class PackWriter {
     return oid;
   }
 
+  /**
+   * Add an object as another pack holds it (`PackFile.entry`: header and zlib
+   * stream), without inflating and deflating it again.
+   */
+  addRaw(oid: string, raw: Buffer): string {
+    if (this.seen.has(oid)) return oid;
+    this.seen.add(oid);
+    this.entries.push({ oid: Buffer.from(oid, 'hex'), offset: this.offset, crc: zlib.crc32(raw) });
+    this.offset += raw.length;
+    this.pending.push(raw);
+    this.pendingBytes += raw.length;
+    if (this.pendingBytes >= 1 << 20) this.flush();
+    return oid;
+  }
+
   private flush(): void {
     if (this.pendingBytes === 0) return;
     const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
@@ -436,6 +451,17 @@ export class PackFile {
 
   /** Read the object at index position `i`. */
   read(i: number): { type: ObjectType; content: Buffer } {
+    const e = this.entry(i);
+    const content = zlib.inflateSync(e.raw.subarray(e.dataAt));
+    if (content.length !== e.size) throw new Error(`pack ${this.name}: object at ${e.offset} has ${content.length} bytes, header says ${e.size}`);
+    return { type: e.type, content };
+  }
+
+  /**
+   * The bytes of the object at index position `i` as the pack holds them
+   * (its header and its zlib stream), for copying into another pack unchanged.
+   */
+  entry(i: number): { type: ObjectType; size: number; raw: Buffer; dataAt: number; offset: number } {
     const offsetsAt = 1032 + this.count * 24;
     const offset = this.idx.readUInt32BE(offsetsAt + i * 4);
     if (offset & 0x80000000) throw new Error(`pack ${this.name}: 64-bit offsets are not supported`);
@@ -455,9 +481,7 @@ export class PackFile {
     }
     const type = CODE_TYPE[code];
     if (!type) throw new Error(`pack ${this.name}: object at ${offset} is a delta or of unknown type ${code}; walnut writes none`);
-    const content = zlib.inflateSync(raw.subarray(pos));
-    if (content.length !== size) throw new Error(`pack ${this.name}: object at ${offset} has ${content.length} bytes, header says ${size}`);
-    return { type, content };
+    return { type, size, raw, dataAt: pos, offset };
   }
 
   close(): void {

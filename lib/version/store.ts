@@ -174,13 +174,27 @@ export class VersionStore {
     const old = this.packList();
     const writer = new PackWriter(this.packDir);
     const seen = new Set<string>();
+    // Objects are copied as their packs hold them; only commits and trees are
+    // inflated (to find what they refer to), never re-compressed.
     const visit = (oid: string) => {
       if (seen.has(oid)) return;
       seen.add(oid);
-      const o = this.read(oid);
+      const key = Buffer.from(oid, 'hex');
+      for (const p of this.packs) {
+        const i = p.find(key);
+        if (i < 0) continue;
+        const e = p.entry(i);
+        writer.addRaw(oid, e.raw);
+        if (e.type === 'commit' || e.type === 'tree') follow(e.type, zlib.inflateSync(e.raw.subarray(e.dataAt)));
+        return;
+      }
+      const o = this.read(oid); // a loose object (walnut writes none)
       writer.add(o.type, o.content, oid);
-      if (o.type === 'commit') visit(parseCommit(o.content).tree);
-      else if (o.type === 'tree') for (const e of parseTree(o.content)) visit(e.oid);
+      follow(o.type, o.content);
+    };
+    const follow = (type: ObjectType, content: Buffer) => {
+      if (type === 'commit') visit(parseCommit(content).tree);
+      else if (type === 'tree') for (const e of parseTree(content)) visit(e.oid);
     };
     try {
       for (const id of this.versionIds()) visit(id);
