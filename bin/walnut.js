@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // walnut's entry. The commands that compact or hold a data set's listings
-// (compact, pull, clone, version, checkout) run with a capped heap so memory
+// (compact, pull, clone, checkout) run with a capped heap so memory
 // stays bounded: V8 otherwise lets its heap grow with garbage long before it
 // collects. They are re-run once with --max-old-space-size (WALNUT_HEAP_MB,
 // default 256), unless a cap was given or V8's own limit is no larger (V8
@@ -13,7 +13,7 @@
 // entry point (dist/bundle/walnut.mjs, cmd/_main.ts) runs then.
 // WALNUT_FAST_PATH=0 always takes the full entry point (tests compare both).
 const args = process.argv.slice(2);
-const HEAVY = new Set(['compact', 'pull', 'clone', 'version', 'checkout']);
+const HEAVY = new Set(['compact', 'pull', 'clone', 'checkout']);
 // the command is the first word that is neither an option nor -C's folder
 let command;
 for (let i = 0; i < args.length && command === undefined; i++) {

@@ -292,8 +292,11 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
       // In chunks of targets: the pending index lines, file texts and parsed
       // entities of a few chunks at a time stay in memory, however many entities change.
       for (let from = 0, to = 0; from < targets.length; from = to) {
-        // small chunks first, doubling: the disk starts working early, and little is left to write after the last one
-        chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
+        // Small chunks first, doubling: the disk starts working early, and little is left to write
+        // after the last one. A pass of at most one full chunk is one chunk: every chunk costs two
+        // syncs of the file system, which a small run would pay several times for no overlap.
+        if (targets.length <= CHUNK_TARGETS) chunkSize = CHUNK_TARGETS;
+        else chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
         to = Math.min(targets.length, from + chunkSize);
         const chunk = targets.slice(from, to);
         // the files of the chunk that existed at the scan, read in parallel (the disk serves several reads at once)
