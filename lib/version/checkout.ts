@@ -79,18 +79,23 @@ export interface CheckoutResult {
 export async function checkout(options: CheckoutOptions): Promise<CheckoutResult> {
   const dir = path.resolve(options.dir);
   prepareDir(dir);
-  const { default: lockfile } = await import('proper-lockfile');
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(dir, { realpath: false, lockfilePath: path.join(dir, '.walnut-checkout.lock'), stale: 10_000, retries: { retries: 100, minTimeout: 20, maxTimeout: 200 } });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-    throw new WalnutError('ELOCKED', `another walnut checkout is writing '${dir}'`, { exit: 'lockHeld', data: { dir }, hints: ['one checkout (or checkout --follow) per folder'] });
-  }
+  const release = await lockFolder(dir, true);
+  if (!release) throw new WalnutError('ELOCKED', `another walnut checkout is writing '${dir}'`, { exit: 'lockHeld', data: { dir }, hints: ['one checkout (or checkout --follow) per folder'] });
   try {
     return await materialise(dir, options);
   } finally {
     await release();
+  }
+}
+
+/** Take the checkout folder's lock (waiting a few seconds for a holder when `wait`); undefined when another process holds it. */
+async function lockFolder(dir: string, wait: boolean): Promise<(() => Promise<void>) | undefined> {
+  const { default: lockfile } = await import('proper-lockfile');
+  try {
+    return await lockfile.lock(dir, { realpath: false, lockfilePath: path.join(dir, '.walnut-checkout.lock'), stale: 10_000, retries: wait ? { retries: 100, minTimeout: 20, maxTimeout: 200 } : 0 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return undefined;
+    throw err;
   }
 }
 
@@ -154,11 +159,7 @@ async function materialise(dir: string, options: CheckoutOptions): Promise<Check
     const spare = pickSpare(dir, state, store, { cur, keepPrevious, grace, now: now() });
     const written: string[] = [];
     if (spare) {
-      // only the change is read: the two versions' trees are diffed as bytes
-      const deltas = diffVersionTrees(store, spare.id, id);
-      fs.renameSync(path.join(dir, spare.name), build);
-      await applyDeltas(store, build, deltas, written, result);
-      removeEmptyCollections(build, store, id);
+      await recycle(store, dir, spare, id, build, written, result);
       result.method = 'recycled';
     } else {
       const target = store.listing(id);
@@ -264,14 +265,8 @@ export async function warmSpare(options: Omit<CheckoutOptions, 'id'>): Promise<W
   const result: WarmResult = { written: 0, removed: 0 };
   const cur = currentOf(dir);
   if (!cur || fs.existsSync(path.join(dir, SPARE + cur))) return result;
-  const { default: lockfile } = await import('proper-lockfile');
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(dir, { realpath: false, lockfilePath: path.join(dir, '.walnut-checkout.lock'), stale: 10_000 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return result; // a checkout is running there: later
-    throw err;
-  }
+  const release = await lockFolder(dir, false);
+  if (!release) return result; // a checkout is running there: later
   try {
     const state = readState(dir);
     const now = (options.now ?? Date.now)();
@@ -279,13 +274,10 @@ export async function warmSpare(options: Omit<CheckoutOptions, 'id'>): Promise<W
     const spare = pickSpare(dir, state, options.store, { cur, keepPrevious: options.keepPrevious ?? true, grace: options.grace ?? DEFAULT_GRACE_MS, now });
     if (!spare || spare.id === cur) return result;
     const build = path.join(dir, `.build-${SPARE.slice(1)}${cur}`);
-    const deltas = diffVersionTrees(options.store, spare.id, cur);
-    fs.renameSync(path.join(dir, spare.name), build);
-    delete state.out[spare.name];
     const written: string[] = [];
     const counts = { written: 0, linked: 0, removed: 0 } as CheckoutResult;
-    await applyDeltas(options.store, build, deltas, written, counts);
-    removeEmptyCollections(build, options.store, cur);
+    await recycle(options.store, dir, spare, cur, build, written, counts);
+    delete state.out[spare.name];
     syncWritten(build, written);
     fs.renameSync(build, path.join(dir, SPARE + cur));
     fsyncDir(dir);
@@ -294,6 +286,18 @@ export async function warmSpare(options: Omit<CheckoutOptions, 'id'>): Promise<W
   } finally {
     await release();
   }
+}
+
+/**
+ * Turn a spare tree into version `id` at `build`: renamed there, then only the
+ * entities that differ between the two versions (their trees diffed as bytes)
+ * written, replaced or removed. The caller syncs `written` and names the tree.
+ */
+async function recycle(store: VersionStore, dir: string, spare: { name: string; id: string }, id: string, build: string, written: string[], result: CheckoutResult): Promise<void> {
+  const deltas = diffVersionTrees(store, spare.id, id);
+  fs.renameSync(path.join(dir, spare.name), build);
+  await applyDeltas(store, build, deltas, written, result);
+  removeEmptyCollections(build, store, id);
 }
 
 /** Whether the store can read a version's commit (its trees can be diffed). */

@@ -139,8 +139,9 @@ function build(repo: Repo, store: VersionStore, options: CreateOptions): CreateR
       };
       const out: Out = { put, has };
       const parentTrees = parent ? rootTrees(store, parent) : undefined;
-      const built = since && parentTrees ? patch(repo, store, index, since, parentTrees, store.info(parent!).entities, out) : fullBuild(repo, store, index, parent, out);
-      const result = { ...commit(repo, store, options, cp, parent, parentTrees, built, pack, put), built: since && parentTrees ? ('changes' as const) : ('full' as const) };
+      const fromChanges = since !== undefined && parentTrees !== undefined;
+      const built = fromChanges ? patch(repo, store, index, since, parentTrees, store.info(parent!).entities, out) : fullBuild(repo, store, index, parentTrees, out);
+      const result = { ...commit(repo, store, options, cp, parent, parentTrees, built, pack, put), built: fromChanges ? ('changes' as const) : ('full' as const) };
       if (mark) writeBuildMark(store, { version: 1, id: result.version.id, generation: cp.generation, index: mark });
       return result;
     } catch (err) {
@@ -227,9 +228,9 @@ function patch(repo: Repo, store: VersionStore, index: EntityIndex, targets: str
 }
 
 /** A version from every index entry (the first version, or when the index was rewritten since the last). */
-function fullBuild(repo: Repo, store: VersionStore, index: EntityIndex, parent: string | undefined, out: Out): Built {
+function fullBuild(repo: Repo, store: VersionStore, index: EntityIndex, parentTrees: RootTrees | undefined, out: Out): Built {
   const { put } = out;
-  const prev = parent ? previousTrees(store, parent) : undefined;
+  const prev = parentTrees ? previousTrees(store, parentTrees) : undefined;
   let entities = 0;
   let changed = 0;
   const collections: TreeEntry[] = [];
@@ -350,22 +351,9 @@ function writeBuildMark(store: VersionStore, mark: BuildMark): void {
 }
 
 /** The previous version's folder and stamps trees by collection and slug. */
-function previousTrees(store: VersionStore, id: string): { tree: string; stampsTree?: string; folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
-  const tree = store.readCommit(id).tree;
-  const folders = new Map<string, Map<string, string>>();
-  const stamps = new Map<string, Map<string, string>>();
-  let stampsTree: string | undefined;
-  for (const e of store.readTree(tree)) {
-    if (e.mode !== MODE_TREE) continue;
-    if (e.name === META_DIR) {
-      const st = store.readTree(e.oid).find((x) => x.name === 'stamps');
-      stampsTree = st?.oid;
-      for (const c of st ? store.readTree(st.oid) : []) stamps.set(c.name, new Map(store.readTree(c.oid).map((x) => [x.name, x.oid])));
-      continue;
-    }
-    folders.set(e.name, new Map(store.readTree(e.oid).map((x) => [x.name, x.oid])));
-  }
-  return { tree, stampsTree, folders, stamps };
+function previousTrees(store: VersionStore, roots: RootTrees): { folders: Map<string, Map<string, string>>; stamps: Map<string, Map<string, string>> } {
+  const byName = (entries: TreeEntry[]) => new Map(entries.map((c) => [c.name, new Map(store.readTree(c.oid).map((x) => [x.name, x.oid]))]));
+  return { folders: byName(roots.collections), stamps: byName(roots.stamps) };
 }
 
 /** The same collection trees (names and ids), in any order. */

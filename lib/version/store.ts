@@ -112,18 +112,23 @@ export class VersionStore {
 
   /** True when the store holds the object. */
   has(oid: string): boolean {
+    return this.locate(oid) !== undefined || (this.loose && fs.existsSync(this.loosePath(oid)));
+  }
+
+  /** The pack holding an object, and its position there. */
+  private locate(oid: string): { pack: PackFile; i: number } | undefined {
     const key = Buffer.from(oid, 'hex');
-    for (const p of this.packs) if (p.find(key) >= 0) return true;
-    return this.loose && fs.existsSync(this.loosePath(oid));
+    for (const pack of this.packs) {
+      const i = pack.find(key);
+      if (i >= 0) return { pack, i };
+    }
+    return undefined;
   }
 
   /** Read an object. @throws WalnutError `ENOOBJECT` */
   read(oid: string): { type: ObjectType; content: Buffer } {
-    const key = Buffer.from(oid, 'hex');
-    for (const p of this.packs) {
-      const i = p.find(key);
-      if (i >= 0) return p.read(i);
-    }
+    const at = this.locate(oid);
+    if (at) return at.pack.read(at.i);
     const loose = this.loosePath(oid);
     if (fs.existsSync(loose)) {
       const raw = zlib.inflateSync(fs.readFileSync(loose));
@@ -179,11 +184,9 @@ export class VersionStore {
     const visit = (oid: string) => {
       if (seen.has(oid)) return;
       seen.add(oid);
-      const key = Buffer.from(oid, 'hex');
-      for (const p of this.packs) {
-        const i = p.find(key);
-        if (i < 0) continue;
-        const e = p.entry(i);
+      const at = this.locate(oid);
+      if (at) {
+        const e = at.pack.entry(at.i);
         writer.addRaw(oid, e.raw);
         if (e.type === 'commit' || e.type === 'tree') follow(e.type, zlib.inflateSync(e.raw.subarray(e.dataAt)));
         return;
