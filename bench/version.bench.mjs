@@ -14,7 +14,8 @@
 // and rounds follow. A round changes N distinct entities (one field each, a
 // value no earlier round used) with `walnut set --batch` (untimed, then
 // `sync`), then times `walnut version create` (it compacts first: compact +
-// create as one figure) or, in "split" rounds, `walnut compact` and then
+// create as one figure; B2 rounds add `--record`, the sweep of every entity
+// file for hand edits, reported without a goal) or, in "split" rounds, `walnut compact` and then
 // `walnut version create` apart (the version-building part; its compaction
 // finds nothing new), then `walnut activate <id>`, and then the switch: the
 // time from the exit of the activate command until `<co>/current` points at
@@ -168,6 +169,9 @@ async function main() {
     } else if (x.method === 'linked') x.phase = 'linked';
     rounds.push(x);
   }
+  // ---------------------------- B2. 1 k with --record (hand-edit sweep)
+  log(`B2. ${REPS} rounds of ${count(CHANGE)} with \`version create --record\` (every entity file stat'ed for hand edits first)`);
+  for (let i = 0; i < REPS; i++) rounds.push(await changeRound({ n: CHANGE, phase: 'record-1k', record: true }));
   // ------------------------------------------------ C. proportionality
   for (const [n, warm] of [[SINGLE, 1], [SMALL, 2], [LARGE, 1]]) {
     log(`C. ${count(n)} changed entities: ${warm} warm-up round${warm === 1 ? '' : 's'}, ${REPS} measured`);
@@ -183,7 +187,8 @@ async function main() {
   const split = rounds.filter((x) => x.split);
   const linked = rounds.filter((x) => x.phase === 'linked' && x.n === CHANGE);
   const steady = (n) => rounds.filter((x) => x.n === n && x.phase.startsWith('steady') && x.measured);
-  const combined1k = rounds.filter((x) => x.n === CHANGE && !x.split);
+  const combined1k = rounds.filter((x) => x.n === CHANGE && !x.split && !x.record);
+  const recorded1k = rounds.filter((x) => x.record);
   const bad = steady(CHANGE).concat(steady(SINGLE), steady(SMALL), steady(LARGE)).filter((x) => x.method !== 'recycled');
   if (bad.length) log(`warning: ${bad.length} measured steady-state rounds were not recycled (${bad.map((x) => x.method).join(', ')})`);
 
@@ -208,6 +213,15 @@ async function main() {
     unit: 'ms',
     text: `${fmt(cr.median)} ms median of ${cr.n} (best ${fmt(cr.min)}; CPU ${fmt(stats(combined1k.map((x) => x.createCpuMs)).median)} ms); ${fmt(stats(combined1k.map((x) => x.objects)).median)} new objects`,
     details: { samplesMs: combined1k.map((x) => round(x.createMs)), cpuMs: combined1k.map((x) => x.createCpuMs), objects: combined1k.map((x) => x.objects), changed: combined1k.map((x) => x.changed) },
+  });
+  const rca = stats(recorded1k.map((x) => x.createMs + x.activateMs));
+  r({
+    id: 'create-record-activate-1k',
+    figure: `\`walnut version create --record\` (every entity file checked for hand edits first) + \`walnut activate\`, ${count(CHANGE)} changed`,
+    value: Math.round(rca.median),
+    unit: 'ms',
+    text: `${fmt(rca.median)} ms median of ${rca.n} (best ${fmt(rca.min)}): create --record ${fmt(stats(recorded1k.map((x) => x.createMs)).median)} ms (CPU ${fmt(stats(recorded1k.map((x) => x.createCpuMs)).median)} ms) + activate ${fmt(stats(recorded1k.map((x) => x.activateMs)).median)} ms`,
+    details: { samplesMs: recorded1k.map((x) => round(x.createMs + x.activateMs)), createMs: recorded1k.map((x) => round(x.createMs)), loadavgPerRound: recorded1k.map((x) => x.load) },
   });
   const cp = stats(split.map((x) => x.compactMs));
   const co1 = stats(split.map((x) => x.createMs));
@@ -439,17 +453,17 @@ function inclusiveTimes(profile, top) {
 // ------------------------------------------------------------ a round
 
 /** Change `n` entities, create a version, activate it, time the switch. */
-async function changeRound({ n, split = false, phase }) {
+async function changeRound({ n, split = false, phase, record = false }) {
   const no = ++roundNo;
   setBatch(n, no);
   syncDisk();
-  const x = { no, n, split, phase, load: loadavg()[0] };
+  const x = { no, n, split, phase, record, load: loadavg()[0] };
   if (split) {
     const c = await run(['compact', '--json']);
     x.compactMs = c.wallMs;
     x.compactCpuMs = c.cpuMs;
   }
-  const v = await run(['version', 'create', '--json']);
+  const v = await run(['version', 'create', '--json', ...(record ? ['--record'] : [])]);
   const doc = JSON.parse(v.stdout);
   if (!doc.new) throw new Error(`round ${no}: version create made no new version`);
   Object.assign(x, { id: doc.id, createMs: v.wallMs, createCpuMs: v.cpuMs, createRssKB: v.peakRssKB, objects: doc.objects, changed: doc.changed });

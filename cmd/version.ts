@@ -7,11 +7,11 @@ import type * as Activate from '../lib/version/activate.js';
 import type * as Diff from '../lib/version/diff.js';
 import type * as CompactLib from '../lib/compact.js';
 
-export const version: Command<{ action: string; a?: string; b?: string; wait?: string; keep?: number; full?: boolean }> = {
+export const version: Command<{ action: string; a?: string; b?: string; wait?: string; keep?: number; full?: boolean; record?: boolean }> = {
   command: 'version <action> [a] [b]',
   describe: 'create, list, show, compare and prune versions: content-addressed snapshots of the entity files',
   usage: [
-    'walnut version create [--full] [--wait <duration>] [--json]',
+    'walnut version create [--record] [--full] [--wait <duration>] [--json]',
     'walnut version list [--json]',
     'walnut version show <version> [--json]',
     'walnut version diff <version> <version> [--json]',
@@ -23,6 +23,7 @@ export const version: Command<{ action: string; a?: string; b?: string; wait?: s
       .positional('a', { type: 'string', describe: 'a version id (or unique prefix)' })
       .positional('b', { type: 'string', describe: 'a second version id, for diff' })
       .option('wait', { type: 'string', requiresArg: true, describe: 'wait this long for a running compaction (default 60s)' })
+      .option('record', { type: 'boolean', describe: 'create: record hand edits of every entity file first (as compact --record); by default only the files the compaction changes are checked' })
       .option('full', { type: 'boolean', describe: 'create: build from every entity, not only those changed since the version built last' })
       .option('keep', { type: 'number', requiresArg: true, describe: 'prune: how many versions to keep in all (default: config versions.keep, 10)' }),
   async handler(ctx, argv) {
@@ -34,12 +35,12 @@ export const version: Command<{ action: string; a?: string; b?: string; wait?: s
       const { compact }: typeof CompactLib = await import('../lib/compact.js');
       const { createVersion }: typeof Create = await import('../lib/version/create.js');
       const lease = leaseOptions(ctx, argv.wait);
-      // hand edits in every file recorded first: a version holds what the files hold
-      const compacted = await compact({ repo, clock: ctx.clock, ...lease, record: true, crashPoint: crashHook(ctx) });
+      // a version is the compacted state at its checkpoint: hand edits are in it once recorded (with --record: all of them now)
+      const compacted = await compact({ repo, clock: ctx.clock, ...lease, record: argv.record === true, crashPoint: crashHook(ctx) });
       for (const i of compacted.issues) out.issue(i);
       for (const b of compacted.broken) out.broken(b);
       const r = await createVersion({ repo, ...lease, full: argv.full, crashPoint: crashHook(ctx), now: (ctx.clock.now ?? Date.now)() });
-      if (out.json) out.jsonDoc({ ...r.version, new: r.created, objects: r.objects, changed: r.changed, built: r.built, compacted: compacted.records });
+      if (out.json) out.jsonDoc({ ...r.version, new: r.created, objects: r.objects, changed: r.changed, built: r.built, compacted: compacted.records, recorded: compacted.recorded });
       else {
         out.data(r.version.id);
         out.status(r.created ? `created version ${r.version.id.slice(0, 12)}: ${r.version.entities} entities, ${r.changed} changed, ${r.objects} new objects` : `nothing changed since version ${r.version.id.slice(0, 12)}`);

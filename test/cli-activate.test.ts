@@ -258,7 +258,7 @@ test('crash at version:after-pack and version:after-ref: the rerun gives a valid
   });
   await Promise.all(
     cases.map(async ({ point, dir, refsBefore }) => {
-      const crashed = await runAsync(['version', 'create'], dir, { WALNUT_CRASH_AT: point });
+      const crashed = await runAsync(['version', 'create', '--record'], dir, { WALNUT_CRASH_AT: point });
       assert.is(crashed.code, 128, `killed at ${point}: ${crashed.stderr}`);
       const refsNow = fs.readdirSync(path.join(dir, '.walnut/versions/refs/versions')).sort();
       const fsck1 = gitStatus(dir, ['fsck', '--strict']);
@@ -270,7 +270,7 @@ test('crash at version:after-pack and version:after-ref: the rerun gives a valid
         assert.is(git(dir, ['rev-parse', 'HEAD']).toString().trim(), made);
         sameFiles(versionFiles(dir, made), entityFiles(dir), `${point}: the crashed run's version`);
       }
-      const rerun = await runAsync(['version', 'create', '--wait', '20s'], dir, FAST_LEASE);
+      const rerun = await runAsync(['version', 'create', '--record', '--wait', '20s'], dir, FAST_LEASE);
       assert.is(rerun.code, 0, `${point}: rerun: ${rerun.stderr}`);
       const id = rerun.stdout.trim();
       assert.match(id, /^[0-9a-f]{40}$/);

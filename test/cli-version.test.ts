@@ -57,7 +57,8 @@ test('create compacts first, prints the id; git and isomorphic-git read exactly 
   ok(['set', 'companies/zeta', 'name', 'Zeta'], data);
   writeEntities(data, { 'people/ann': '---\nname: Ann   # by hand\n---\nA body\nwith two lines.\n' });
   assert.not.ok(fs.existsSync(path.join(data, 'companies/acme/_index.md')), 'not compacted yet');
-  const r = ok(['version', 'create'], data);
+  // --record: the hand-written file no record touches is adopted first
+  const r = ok(['version', 'create', '--record'], data);
   const id = r.stdout.trim();
   assert.match(id, ID);
   assert.is(r.stdout, id + '\n', 'stdout is only the id');
@@ -76,6 +77,35 @@ test('create compacts first, prints the id; git and isomorphic-git read exactly 
   sameFiles(await isoFiles(data, id), files, 'isomorphic-git vs git');
   const fsck = gitStatus(data, ['fsck', '--strict']);
   assert.is(fsck.code, 0, `git fsck --strict: ${fsck.out}`);
+});
+
+test('without --record a version is the compacted state: a hand edit is in it once recorded, never lost', () => {
+  const data = initRepoDir('pi-01');
+  ok(['set', 'companies/acme', 'name', 'Acme'], data);
+  ok(['set', 'companies/zeta', 'name', 'Zeta'], data);
+  const v1 = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
+  // by hand: zeta edited (no record touches it), acme edited and then set by a record, a new file
+  const acme = path.join(data, 'companies/acme/_index.md');
+  writeEntities(data, { 'companies/zeta': entity({ name: 'Zeta', city: 'by hand' }), 'companies/acme': entity({ name: 'Acme', note: 'by hand' }), 'people/ann': entity({ name: 'Ann' }) });
+  ok(['set', 'companies/acme', 'employees', '7'], data);
+  const v2 = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
+  assert.is.not(v2.id, v1.id);
+  assert.is(v2.recorded, 1, 'only the file the compaction changed was checked: its edit recorded before the record was applied');
+  const files2 = versionFiles(data, v2.id);
+  assert.is(files2.get('companies/acme/_index.md')!.toString(), fs.readFileSync(acme, 'utf8'), 'acme: the edit and the record');
+  assert.match(fs.readFileSync(acme, 'utf8'), /note: by hand/);
+  assert.match(fs.readFileSync(acme, 'utf8'), /employees: 7/);
+  assert.is(files2.get('companies/zeta/_index.md')!.toString(), '---\nname: Zeta\n---\n', 'zeta: the compacted state, not the unrecorded edit');
+  assert.not.ok(files2.has('people/ann/_index.md'), 'a file never recorded is not in the version');
+  // nothing lost: the files keep the edits and status names them
+  assert.match(fs.readFileSync(path.join(data, 'companies/zeta/_index.md'), 'utf8'), /city: by hand/);
+  const st = ok(['status', '--json'], data).stdout;
+  assert.match(st, /companies\/zeta/);
+  assert.match(st, /people\/ann/);
+  // --record publishes them
+  const v3 = JSON.parse(ok(['version', 'create', '--record', '--json'], data).stdout);
+  assert.is(v3.recorded, 1, 'zeta recorded (ann adopted as it is)');
+  sameFiles(versionFiles(data, v3.id), entityFiles(data), 'with --record the version holds what the files hold');
 });
 
 test('nothing changed: create prints the same id and writes no new version', () => {
@@ -138,7 +168,7 @@ test('a version built from the changes since the last one is the tree a full bui
   const step = (changes: object[], hand: Record<string, string | null> = {}) => {
     if (changes.length) setBatch(changes);
     writeEntities(data, hand);
-    const doc = JSON.parse(ok(['version', 'create', '--json'], data).stdout);
+    const doc = JSON.parse(ok(['version', 'create', '--json', ...(Object.keys(hand).length ? ['--record'] : [])], data).stdout);
     assert.is(doc.built, 'changes', `built from the changes: ${JSON.stringify(doc)}`);
     // a full build of the same state finds nothing new: the very same trees
     const full = ok(['version', 'create', '--full', '--json'], data);
@@ -160,7 +190,7 @@ test('a version built from the changes since the last one is the tree a full bui
   ]);
   assert.is(v2.changed, 6);
   assert.is(v2.entities, slugs.length + 1 + 5);
-  // deleted, a hand edit recorded by the compaction before the build, an unchanged field set again
+  // deleted, a hand edit recorded before the build (--record), an unchanged field set again
   const v3 = step([{ target: 'companies/a-b', field: '@deleted', value: true }, { target: 'companies/b', field: 'name', value: 'N4' }], { 'people/ann': entity({ name: 'Ann', role: 'by hand' }) });
   assert.is(v3.changed, 2, 'a-b deleted, ann edited (b unchanged)');
   assert.is(v3.entities, v2.entities - 1);

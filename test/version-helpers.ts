@@ -133,10 +133,10 @@ export function writeEntities(data: string, files: Record<string, string | null>
   }
 }
 
-/** `version create` after writing the files; returns the new version's id (checked to be new). */
+/** `version create --record` after writing the files by hand; returns the new version's id (checked to be new). */
 export function makeVersion(data: string, files: Record<string, string | null>, env: Record<string, string | undefined> = {}): string {
   writeEntities(data, files);
-  const r = ok(['version', 'create'], data, env);
+  const r = ok(['version', 'create', '--record'], data, env);
   const id = r.stdout.trim();
   assert.match(id, /^[0-9a-f]{40}$/, `version create prints the id: ${r.stdout}`);
   assert.match(r.stderr, /created version/, `a new version: ${r.stderr}`);

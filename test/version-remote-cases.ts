@@ -180,10 +180,10 @@ interface Made {
   files: Map<string, Buffer>;
 }
 
-/** Write entity files, `version create`, and keep the data directory's entity files of that version. */
+/** Write entity files by hand, `version create --record`, and keep the data directory's entity files of that version. */
 function makeV(data: string, files: Record<string, string | null>): Made {
   writeEntities(data, files);
-  const r = ok(['version', 'create'], data);
+  const r = ok(['version', 'create', '--record'], data);
   const id = r.stdout.trim();
   assert.match(id, /^[0-9a-f]{40}$/, `version create prints an id: ${r.stdout}${r.stderr}`);
   assert.match(r.stderr, /^created version /, r.stderr);
@@ -501,7 +501,7 @@ export async function activationRace(kit: Kit, { n = 3, rounds = 3 } = {}): Prom
   for (let round = 0; round < rounds; round++) {
     // each machine makes its own version (different content, so different ids)
     for (const [i, d] of dirs.entries()) writeEntities(d, { [`companies/${nodes[i]}`]: entity({ name: nodes[i], round }), 'companies/shared': entity({ by: nodes[i], round }) });
-    const made = await Promise.all(dirs.map((d) => runAsync(['version', 'create'], d)));
+    const made = await Promise.all(dirs.map((d) => runAsync(['version', 'create', '--record'], d)));
     const ids = made.map((r) => (assert.is(r.code, 0, r.stderr), r.stdout.trim()));
     assert.is(new Set(ids).size, n, 'different versions');
     const bar = tmpDir('walnut-barrier-');
