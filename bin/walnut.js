@@ -8,9 +8,10 @@
 // second start-up is saved).
 //
 // `set`, `unset` and `--version` try the fast path first (dist/bundle/fast.mjs,
-// cmd/_fast.ts: no yargs, only the modules they need); it runs nothing and
-// returns undefined for any argv it cannot read unambiguously, and the full
-// entry point (dist/bundle/walnut.mjs, cmd/_main.ts) runs then.
+// cmd/_fast.ts: no yargs, only the modules they need), `version create` and
+// `activate` theirs (dist/bundle/publish.mjs, cmd/_publish.ts); it runs
+// nothing and returns undefined for any argv it cannot read unambiguously,
+// and the full entry point (dist/bundle/walnut.mjs, cmd/_main.ts) runs then.
 // WALNUT_FAST_PATH=0 always takes the full entry point (tests compare both).
 const args = process.argv.slice(2);
 const HEAVY = new Set(['compact', 'pull', 'clone', 'checkout']);
@@ -42,8 +43,10 @@ if (larger) {
     process.exit(code ?? 255);
   });
 } else {
-  const fast = process.env.WALNUT_FAST_PATH !== '0' && (args.includes('set') || args.includes('unset') || (args.length === 1 && args[0] === '--version'));
-  const code = fast ? await (await import('../dist/bundle/fast.mjs')).runFast(args) : undefined;
+  const quick = process.env.WALNUT_FAST_PATH !== '0';
+  const fast = quick && (args.includes('set') || args.includes('unset') || (args.length === 1 && args[0] === '--version'));
+  const publish = quick && !fast && (command === 'version' || command === 'activate');
+  const code = fast ? await (await import('../dist/bundle/fast.mjs')).runFast(args) : publish ? await (await import('../dist/bundle/publish.mjs')).runPublish(args) : undefined;
   if (code === undefined) await import('../dist/bundle/walnut.mjs');
   else process.exitCode = code;
 }

@@ -1,9 +1,11 @@
 /**
  * The fast path of the entry point, for the commands cron jobs and scrapers
- * run most: `walnut set`, `walnut unset` and `walnut --version`. Loading
- * yargs (and every command module) costs about two thirds of walnut's
- * start-up, so a plain invocation that the small parser below reads fully and
- * unambiguously runs the same handler (cmd/set.ts, cmd/unset.ts) without it.
+ * run most: `walnut set`, `walnut unset` and `walnut --version` here, and
+ * `walnut version create` and `walnut activate` through cmd/_publish.ts (the
+ * same parser). Loading yargs (and every command module) costs about two
+ * thirds of walnut's start-up, so a plain invocation that the small parser
+ * below reads fully and unambiguously runs the same handler (cmd/set.ts,
+ * cmd/unset.ts, cmd/version.ts, cmd/activate.ts) without it.
  * Anything else — help, an option it does not know, a repeated option, an
  * argument that starts with '-' (but a plain negative number), a wrong number
  * of arguments — is not decided here: `parseFast` returns undefined and
@@ -23,7 +25,12 @@ export const VERSION = typeof __WALNUT_VERSION__ === 'string' ? __WALNUT_VERSION
 /** A run the fast path can do: the command and its arguments as yargs would give them. */
 export type FastRun =
   | { command: 'version' }
-  | { command: 'set' | 'unset'; argv: GlobalArgs & { target?: string; field?: string; value?: string; jsonValue?: boolean; string?: boolean; batch?: boolean } };
+  | { command: 'set' | 'unset'; argv: GlobalArgs & { target?: string; field?: string; value?: string; jsonValue?: boolean; string?: boolean; batch?: boolean } }
+  | { command: 'activate'; argv: GlobalArgs & { id?: string; previous?: boolean; remote?: string } }
+  | { command: 'version create'; argv: GlobalArgs & { action: 'create'; record?: boolean; full?: boolean; wait?: string } };
+
+/** The arguments of one run, keyed as yargs keys them. */
+type ArgvOf<C extends FastRun['command']> = Extract<FastRun, { command: C; argv: unknown }>['argv'];
 
 // Options the fast path reads, with the key and value yargs gives them.
 const GLOBAL_FLAGS: Record<string, [keyof GlobalArgs, boolean]> = {
@@ -33,10 +40,15 @@ const GLOBAL_FLAGS: Record<string, [keyof GlobalArgs, boolean]> = {
   '--color': ['color', true],
   '--no-color': ['color', false],
 };
-const SET_FLAGS: Record<string, 'jsonValue' | 'string' | 'batch'> = {
-  '--json-value': 'jsonValue',
-  '--string': 'string',
-  '--batch': 'batch',
+// The options of each command (by its first word) that the fast path reads: a flag, or an option with a value.
+const LOCAL_FLAGS: Record<string, Record<string, string>> = {
+  set: { '--json-value': 'jsonValue', '--string': 'string', '--batch': 'batch' },
+  activate: { '--previous': 'previous' },
+  version: { '--record': 'record', '--full': 'full' },
+};
+const LOCAL_VALUES: Record<string, Record<string, string>> = {
+  activate: { '--remote': 'remote' },
+  version: { '--wait': 'wait' },
 };
 
 // A negative number is an argument for yargs too (`set sensors/t1 celsius -3.5`);
@@ -44,7 +56,8 @@ const SET_FLAGS: Record<string, 'jsonValue' | 'string' | 'batch'> = {
 const NEGATIVE = /^-(\d+(\.\d+)?|\.\d+)$/;
 
 /**
- * Read argv when it is a plain `set`, `set --batch`, `unset` or `--version`.
+ * Read argv when it is a plain `set`, `set --batch`, `unset`, `--version`,
+ * `version create` or `activate`.
  *
  * @param args - the arguments after `walnut`
  * @returns what to run, or undefined when yargs must decide (the full entry point runs then)
@@ -54,7 +67,7 @@ export function parseFast(args: readonly string[]): FastRun | undefined {
   if (args.length === 1 && args[0] === '--version') return { command: 'version' };
   const seen = new Set<string>();
   const positionals: string[] = [];
-  const argv: Extract<FastRun, { command: 'set' | 'unset' }>['argv'] = {};
+  const argv: Record<string, string | boolean | undefined> = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (!a.startsWith('-') || NEGATIVE.test(a)) {
@@ -63,19 +76,21 @@ export function parseFast(args: readonly string[]): FastRun | undefined {
     }
     if (seen.has(a)) return undefined;
     seen.add(a);
-    if (a === '-C') {
-      const dir = args[++i];
-      if (dir === undefined || dir === '' || dir.startsWith('-')) return undefined;
-      argv.C = dir;
+    const valued = a === '-C' ? 'C' : LOCAL_VALUES[positionals[0]]?.[a];
+    if (valued) {
+      // yargs would read a following option, or 'true' / 'false', its own way
+      const value = args[++i];
+      if (value === undefined || value === '' || value.startsWith('-') || value === 'true' || value === 'false') return undefined;
+      argv[valued] = value;
       continue;
     }
     const global = GLOBAL_FLAGS[a];
-    const local = positionals[0] === 'set' ? SET_FLAGS[a] : undefined;
+    const local = LOCAL_FLAGS[positionals[0]]?.[a];
     if (!global && !local) return undefined;
     // yargs takes a following 'true' or 'false' as the value of a boolean option
     const next = args[i + 1];
     if (next === 'true' || next === 'false') return undefined;
-    if (global) argv[global[0]] = global[1] as never;
+    if (global) argv[global[0]] = global[1];
     else argv[local!] = true;
   }
   if ((seen.has('--color') && seen.has('--no-color')) || (seen.has('-q') && seen.has('--quiet'))) return undefined;
@@ -84,18 +99,30 @@ export function parseFast(args: readonly string[]): FastRun | undefined {
     if (argv.jsonValue && argv.string) return undefined;
     if (argv.batch ? rest.length !== 0 : rest.length !== 3) return undefined;
     [argv.target, argv.field, argv.value] = rest;
-    return { command, argv };
+    return { command, argv: argv as ArgvOf<'set'> };
   }
   if (command === 'unset') {
     if (rest.length !== 2) return undefined;
     [argv.target, argv.field] = rest;
-    return { command, argv };
+    return { command, argv: argv as ArgvOf<'unset'> };
+  }
+  if (command === 'activate') {
+    // an id that looks like a negative number is an option to yargs' eyes
+    if (argv.previous ? rest.length !== 0 : rest.length !== 1 || rest[0].startsWith('-')) return undefined;
+    if (!argv.previous) argv.id = rest[0];
+    return { command, argv: argv as ArgvOf<'activate'> };
+  }
+  if (command === 'version') {
+    if (rest.length !== 1 || rest[0] !== 'create') return undefined;
+    return { command: 'version create', argv: { ...argv, action: 'create' } as ArgvOf<'version create'> };
   }
   return undefined;
 }
 
 /**
- * Run walnut through the fast path when `parseFast` accepts the arguments.
+ * Run walnut through the fast path when `parseFast` accepts the arguments
+ * as `set`, `unset` or `--version` (`version create` and `activate` run
+ * through cmd/_publish.ts).
  *
  * @returns the exit status, or undefined when the full entry point must run (nothing was done then)
  */
@@ -106,13 +133,23 @@ export async function runFast(args: readonly string[], env: NodeJS.ProcessEnv = 
     process.stdout.write(VERSION + '\n');
     return 0;
   }
+  if (run.command === 'set' || run.command === 'unset') return runHandler(run.command === 'set' ? set : unset, run.argv, env, cwd);
+  return undefined;
+}
+
+/**
+ * Run a command's handler with the arguments `parseFast` read, as
+ * cmd/_main.ts runs it after yargs: the same output, exit status and usage
+ * text on a usage error.
+ *
+ * @returns the exit status
+ */
+export async function runHandler(command: Command<never>, argv: GlobalArgs, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
   // A closed pipe (`walnut set … --json | head`) ends the output, not the process with a stack.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
-  const command: Command<never> = run.command === 'set' ? set : unset;
-  const { argv } = run;
   const out = new Output({ json: argv.json, quiet: argv.quiet, color: argv.color }, env);
   try {
     await command.handler(new Context(out, env, cwd, argv.C), argv as never);

@@ -1,7 +1,9 @@
 // Bundle the CLI into dist/bundle/ so `walnut` starts fast (cron, git hooks):
 // one file for the common path, separate chunks for modules loaded lazily,
-// and dist/bundle/fast.mjs, one self-contained file for the fast path of
-// `set`, `unset` and `--version` (cmd/_fast.ts: no yargs, no other command).
+// dist/bundle/fast.mjs, one self-contained file for the fast path of
+// `set`, `unset` and `--version` (cmd/_fast.ts: no yargs, no other command),
+// and dist/bundle/publish.mjs, the fast path of `version create` and
+// `activate` (cmd/_publish.ts; it shares the chunks of the full bundle).
 // The swap is atomic for running processes: the chunks have content hashes in
 // their names and are copied first, then the entry file is renamed into
 // place; chunks unused for a while are removed.
@@ -27,13 +29,14 @@ const common = {
   define: { __WALNUT_VERSION__: JSON.stringify(pkg.version) },
   banner: { js: "import { createRequire as __walnutRequire } from 'node:module'; const require = __walnutRequire(import.meta.url);" },
 };
-await build({ ...common, entryPoints: { walnut: path.join(root, 'cmd/_main.ts') }, splitting: true });
+// publish.mjs (cmd/_publish.ts: `version create`, `activate` without yargs) shares the chunks
+await build({ ...common, entryPoints: { walnut: path.join(root, 'cmd/_main.ts'), publish: path.join(root, 'cmd/_publish.ts') }, splitting: true });
 // One file without chunks: every module the fast path needs is loaded anyway,
 // and each extra file costs the ESM loader a resolve, a read and a compile.
 await build({ ...common, entryPoints: { fast: path.join(root, 'cmd/_fast.ts') }, splitting: false });
 fs.mkdirSync(out, { recursive: true });
 const names = fs.readdirSync(tmp);
-const entry = (n) => /^(walnut|fast)\.mjs(\.map)?$/.test(n);
+const entry = (n) => /^(walnut|fast|publish)\.mjs(\.map)?$/.test(n);
 for (const name of names.filter((n) => !entry(n))) fs.renameSync(path.join(tmp, name), path.join(out, name));
 for (const name of names.filter(entry)) fs.renameSync(path.join(tmp, name), path.join(out, name));
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -1,6 +1,8 @@
 /**
- * The fast path of `set`, `unset` and `--version` (cmd/_fast.ts,
- * dist/bundle/fast.mjs): it must behave exactly like the yargs entry point.
+ * The fast paths of `set`, `unset` and `--version` (cmd/_fast.ts,
+ * dist/bundle/fast.mjs) and of `version create` and `activate`
+ * (cmd/_publish.ts, dist/bundle/publish.mjs): they must behave exactly like
+ * the yargs entry point.
  * Each argv case runs twice from the same starting data directory — once as
  * users run it, once with WALNUT_FAST_PATH=0 (always yargs) — and the exit
  * status, stdout, stderr and every file of the data directory must be equal.
@@ -200,6 +202,105 @@ test('the fast path loads dist/bundle/fast.mjs alone (no yargs, no other command
   assert.is(off.r.code, 0);
   assert.is(off.files[0], 'walnut.mjs', 'WALNUT_FAST_PATH=0 takes the full entry point');
   assert.not.ok(off.files.includes('fast.mjs'));
+});
+
+// `version create` and `activate` (cmd/_publish.ts, dist/bundle/publish.mjs); '@V1' is the template's first version
+const PUBLISH_CASES: Case[] = [
+  { args: ['version', 'create'], fast: true },
+  { args: ['version', 'create', '--json'], fast: true },
+  { args: ['-C', '@DIR', 'version', 'create', '--record', '--full', '-q'], where: 'outside', fast: true },
+  { args: ['version', 'create', '--wait', '5s', '--json'], fast: true },
+  { args: ['version', '--json', 'create', '--record'], fast: true },
+  { args: ['version', 'create', '--wait', 'soon'], fast: true },
+  { args: ['activate', '@V1'], fast: true },
+  { args: ['activate', '@V1', '--json', '--no-color'], fast: true },
+  { args: ['-q', 'activate', '--previous'], fast: true },
+  { args: ['activate', '--previous', '--json'], fast: true },
+  { args: ['activate', 'ffff'], fast: true },
+  { args: ['activate', 'not-hex', '--json'], fast: true },
+  { args: ['activate', '@V1', '--remote', 'nowhere'], fast: true },
+  { args: ['activate', '@V1'], where: 'outside', fast: true },
+  // left to yargs
+  { args: ['activate'], fast: false },
+  { args: ['activate', '@V1', '--previous'], fast: false },
+  { args: ['activate', '@V1', '@V1'], fast: false },
+  { args: ['activate', '@V1', '--remote'], fast: false },
+  { args: ['activate', '@V1', '--remote', '--json'], fast: false },
+  { args: ['activate', '@V1', '--remote', 'true'], fast: false },
+  { args: ['activate', '@V1', '--remote=nowhere'], fast: false },
+  { args: ['activate', '@V1', '--full'], fast: false },
+  { args: ['activate', '-5'], fast: false },
+  { args: ['activate', '--help'], fast: false },
+  { args: ['version', 'list'], fast: false },
+  { args: ['version', 'create', 'x'], fast: false },
+  { args: ['version', 'create', '--keep', '3'], fast: false },
+  { args: ['version', 'create', '--wait'], fast: false },
+  { args: ['version', 'create', '--record', '--record'], fast: false },
+  { args: ['version'], fast: false },
+];
+
+/** A data directory with two versions, the second active after the first. */
+function publishTemplate(): { template: string; v1: string } {
+  const template = initRepoDir('pi-01');
+  const env = { WALNUT_NOW: T, WALNUT_FAST_PATH: '0' };
+  const step = (args: string[]) => {
+    const r = run(args, { cwd: template, env });
+    assert.is(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  step(['set', 'companies/acme', 'name', 'Acme']);
+  const v1 = step(['version', 'create']);
+  step(['activate', v1]);
+  step(['set', 'companies/acme', 'employees', '12']);
+  step(['activate', step(['version', 'create'])]);
+  step(['set', 'companies/zeta', 'name', 'Zeta']);
+  return { template, v1 };
+}
+
+// caches whose bytes hold inode numbers or folder mtimes of the copy
+const VOLATILE = ['.walnut/dirs', '.walnut/stat', '.walnut/locks', '.walnut/versions/walnut-build'];
+
+test('publish path and yargs path: same exit status, stdout, stderr and data directory bytes for version create and activate', () => {
+  const { template, v1 } = publishTemplate();
+  const base = tmpDir();
+  const dir = path.join(base, 'data');
+  const outside = path.join(base, 'elsewhere');
+  fs.mkdirSync(outside);
+  const runPublishCase = (c: Case, env: Record<string, string>) => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.cpSync(template, dir, { recursive: true });
+    const args = c.args.map((a) => a.replace('@DIR', dir).replace('@V1', v1));
+    const r = run(args, { cwd: c.where === 'outside' ? outside : dir, env: { WALNUT_NOW: T, ...env } });
+    return { r, files: snapshotTree(dir, { skip: VOLATILE }) };
+  };
+  let changed = 0;
+  for (const c of PUBLISH_CASES) {
+    assert.is(parseFast(c.args.map((a) => a.replace('@DIR', '/data').replace('@V1', v1))) !== undefined, c.fast, `parseFast: ${label(c)}`);
+    const viaYargs = runPublishCase(c, { WALNUT_FAST_PATH: '0' });
+    const viaFast = runPublishCase(c, {});
+    const show = (x: RunResult) => `exit ${x.code}\n--- stdout ---\n${x.stdout}--- stderr ---\n${x.stderr}`;
+    assert.is(show(viaFast.r), show(viaYargs.r), label(c));
+    assert.equal(viaFast.files, viaYargs.files, `${label(c)}: files`);
+    if (viaFast.r.code === 0 && JSON.stringify(viaFast.files) !== JSON.stringify(snapshotTree(template, { skip: VOLATILE }))) changed++;
+  }
+  assert.ok(changed >= 8, `the successful cases change the data directory (${changed})`);
+});
+
+test('version create and activate load publish.mjs and its chunks, never walnut.mjs (yargs)', () => {
+  const { template, v1 } = publishTemplate();
+  for (const args of [['version', 'create', '--json'], ['activate', v1], ['activate', '--previous', '-q'], ['activate', 'ffff']]) {
+    const { r, files } = loadedBundleFiles(args, template);
+    assert.ok(r.code === 0 || r.code === 1, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.is(files[0], 'publish.mjs', args.join(' '));
+    assert.not.ok(files.includes('walnut.mjs'), `${args.join(' ')}: ${files.join(' ')}`);
+    assert.not.ok(files.includes('fast.mjs'), args.join(' '));
+  }
+  const list = loadedBundleFiles(['version', 'list'], template);
+  assert.is(list.r.code, 0);
+  assert.is(list.files[0], 'publish.mjs', 'version list: tried the publish path first');
+  assert.ok(list.files.includes('walnut.mjs'), 'then the full entry point');
+  const text = fs.readFileSync(path.join(path.dirname(BIN), '..', 'dist', 'bundle', 'publish.mjs'), 'utf8');
+  assert.not.match(text, /yargs-parser|y18n|cliui/);
 });
 
 test('the fast bundle holds no yargs', () => {
