@@ -92,7 +92,7 @@ export function sortNames(names: string[], mode: typeof MODE_FILE | typeof MODE_
     const keys = names.map((n) => n + suffix).sort();
     return suffix ? keys.map((k) => k.slice(0, -1)) : keys;
   }
-  return names.sort((a, b) => Buffer.compare(Buffer.from(a + suffix), Buffer.from(b + suffix)));
+  return names.sort((a, b) => compareNames(a, b, mode));
 }
 
 /** Compare two names the way git orders the entries of a tree (a folder compares as `name/`). */
