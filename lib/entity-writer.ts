@@ -1,6 +1,6 @@
 /**
- * Writing entity files for compaction, a batch at a time, durably with two
- * syncs per batch instead of two fsyncs per file:
+ * Writing entity files for compaction, a batch at a time, durably with
+ * syncs of the file system instead of two fsyncs per file. For one batch:
  *
  *  1. every file's temporary file is written in its folder (not fsynced),
  *     `concurrency` at a time;
@@ -12,8 +12,18 @@
  * A batch of 16 files or fewer (and any batch when `sync -f` fails) fsyncs
  * each temporary file before its rename and each folder after, as
  * `writeFileAtomic` does. Either way a power cut leaves each file old or new,
- * never half written. Large runs write on a worker thread, so that the
- * compaction goes on computing the next files while the disk works.
+ * never half written.
+ *
+ * Large runs write on a worker thread, so that the compaction goes on
+ * computing the next files while the disk works (the folders of new
+ * entities are made on the calling thread's pool, ahead of the worker, and
+ * the worker writes with blocking calls, a file at a time), and there the
+ * batches overlap (`pipeline`): the temporary files of the next batch are written
+ * while the previous batch is synced and renamed, and one syncfs serves as
+ * step 4 of a batch and step 2 of the next. The order that makes it safe
+ * holds for every file: its rename starts only after a syncfs that started
+ * after its temporary file was written and closed, and its batch is reported
+ * done only after a syncfs that started after all of the batch's renames.
  *
  * The caller keeps the crash-safety order: the index lines of a batch are
  * saved (fsynced) before the batch is handed over, and every batch is done
@@ -38,7 +48,7 @@ export interface EntityWrite {
 export type Written = [target: string, size: number, mtimeMs: number];
 
 /** A job as the batch writer takes it: target, file, text, create. */
-type Job = [target: string, file: string, text: string, create: boolean];
+export type Job = [target: string, file: string, text: string, create: boolean];
 
 /** The worker thread's young generation (MB). */
 const WORKER_YOUNG_MB = 8;
@@ -47,7 +57,7 @@ const WORKER_YOUNG_MB = 8;
 const WORKER_MIN_BATCH = 100;
 
 /** What the batch writer may use (passed in: it also runs from its source text in the worker). */
-interface BatchEnv {
+export interface BatchEnv {
   fs: typeof fs;
   path: typeof path;
   spawn: typeof spawn;
@@ -59,52 +69,71 @@ interface BatchEnv {
   syncMin: number;
   /** called after each rename */
   renamed: () => void;
+  /**
+   * write and rename with blocking calls, one file after the other (the
+   * worker thread: far less CPU per file than the promise API and the
+   * thread pool, and the file system work of one file at a time does not
+   * compete with itself); else `concurrency` at a time with promises
+   */
+  blocking?: boolean;
 }
+
+/** The steps of a batch write, over the files of a batch (see `batchSteps`). */
+export interface BatchSteps {
+  /** write the temporary files (with `fsync`, each is fsynced too); their sizes and mtimes */
+  temps(jobs: Job[], fsync?: boolean): Promise<Written[]>;
+  /** sync the file system; false when `sync -f` failed */
+  syncfs(): Promise<boolean>;
+  /** fsync the temporary files */
+  fsyncTemps(jobs: Job[]): Promise<void>;
+  /** rename the temporary files over their files */
+  renames(jobs: Job[]): Promise<void>;
+  /** fsync the folders of the files */
+  fsyncDirs(jobs: Job[]): Promise<void>;
+  /** the whole protocol for one batch (steps 1–4, or fsyncs for a small batch) */
+  write(jobs: Job[]): Promise<Written[]>;
+}
+
+/** A message of the worker: after the first rename, a batch durable, a batch failed. */
+export type WriterMessage = { first: true } | { id: number; out: Written[] } | { id: number; error: { message: string; code?: string } };
 
 /**
  * The worker: CommonJS, self-contained (it runs from this text, so the bundle
  * needs no second entry point). Messages in: `{ id, jobs: Job[] }`; out:
- * `{ first: true }` after the first rename, `{ id, out: Written[] }` when a
- * batch is durable, `{ id, error }`. Batches are written one after the other.
+ * `WriterMessage`s. Batches are written in order, overlapping (`pipeline`).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const writeBatch = (${writeBatch.toString()});
 let first = true;
-let chain = Promise.resolve();
-const env = { fs, path, spawn, concurrency: workerData.concurrency, suffix: workerData.suffix, root: workerData.root, syncMin: workerData.syncMin,
+const env = { fs, path, spawn, concurrency: workerData.concurrency, suffix: workerData.suffix, root: workerData.root, syncMin: workerData.syncMin, blocking: true,
   renamed: () => { if (first) { first = false; parentPort.postMessage({ first: true }); } } };
-parentPort.on('message', (batch) => {
-  chain = chain.then(() => writeBatch(env, batch.jobs)).then(
-    (out) => parentPort.postMessage({ id: batch.id, out }),
-    (err) => parentPort.postMessage({ id: batch.id, error: { message: err.message, code: err.code } }),
-  );
-});
+const steps = (${batchSteps.toString()})(env);
+const add = (${pipeline.toString()})(steps, (m) => parentPort.postMessage(m));
+parentPort.on('message', (batch) => add(batch.id, batch.jobs));
 `;
 
 /**
- * Replace a batch of files durably (steps 1–4 above); returns their sizes and
- * mtimes. Runs in the worker (from its source text) and in process: it may
- * use only its parameters.
+ * The steps of the durable batch write. Runs in the worker (from its source
+ * text) and in process: it may use only its parameters.
  */
-async function writeBatch(env: BatchEnv, jobs: Job[]): Promise<Written[]> {
+export function batchSteps(env: BatchEnv): BatchSteps {
   const { fs: fsm, path: pathm } = env;
-  const each = async (fn: (i: number) => Promise<void>) => {
+  /** with `blocking`: files between two turns of the event loop (a sync that ended is noticed, batches come in) */
+  const YIELD_EVERY = 64;
+  const each = async <T>(items: T[], fn: (item: T, i: number) => Promise<void>) => {
     let next = 0;
     const run = async () => {
-      while (next < jobs.length) await fn(next++);
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i], i);
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(env.concurrency, jobs.length) }, run));
+    await Promise.all(Array.from({ length: Math.min(env.concurrency, items.length) }, run));
   };
-  const syncfs = () =>
-    new Promise<boolean>((resolve) => {
-      const child = env.spawn('sync', ['-f', env.root], { stdio: 'ignore' });
-      child.on('error', () => resolve(false));
-      child.on('exit', (code) => resolve(code === 0));
-    });
+  const tmpOf = (file: string) => pathm.join(pathm.dirname(file), '.' + pathm.basename(file) + env.suffix);
   const fsyncPath = async (file: string, folder: boolean) => {
     const h = await fsm.promises.open(file, 'r');
     try {
@@ -114,50 +143,183 @@ async function writeBatch(env: BatchEnv, jobs: Job[]): Promise<Written[]> {
       await h.close();
     }
   };
-  const one = jobs.length <= env.syncMin; // fsync each file
-  const tmps: string[] = new Array(jobs.length);
-  const out: Written[] = new Array(jobs.length);
-  // 1. temporary files
-  await each(async (i) => {
-    const [target, file, text, create] = jobs[i];
-    const dir = pathm.dirname(file);
-    const tmp = pathm.join(dir, '.' + pathm.basename(file) + env.suffix);
-    if (create) await fsm.promises.mkdir(dir, { recursive: true });
-    let handle;
-    try {
-      handle = await fsm.promises.open(tmp, 'w');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await fsm.promises.mkdir(dir, { recursive: true }); // its folder is gone
-      handle = await fsm.promises.open(tmp, 'w');
-    }
-    try {
-      await handle.writeFile(text);
-      if (one) await handle.sync();
-      const st = await handle.stat(); // a rename keeps the mtime
-      out[i] = [target, st.size, Math.round(st.mtimeMs)];
-    } finally {
-      await handle.close();
-    }
-    tmps[i] = tmp;
-  });
-  // 2. their content on disk before any rename
-  if (!one && !(await syncfs())) await each((i) => fsyncPath(tmps[i], false));
-  // 3. renames
-  await each(async (i) => {
-    await fsm.promises.rename(tmps[i], jobs[i][1]);
-    env.renamed();
-  });
-  // 4. the renames on disk
-  if (one || !(await syncfs())) {
-    const dirs = [...new Set(jobs.map((j) => pathm.dirname(j[1])))];
-    let next = 0;
-    const run = async () => {
-      while (next < dirs.length) await fsyncPath(dirs[next++], true);
-    };
-    await Promise.all(Array.from({ length: Math.min(env.concurrency, dirs.length) }, run));
+  const steps: BatchSteps = {
+    async temps(jobs, fsync = false) {
+      const out: Written[] = new Array(jobs.length);
+      if (env.blocking) {
+        for (let i = 0; i < jobs.length; i++) {
+          if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
+          const [target, file, text, create] = jobs[i];
+          const dir = pathm.dirname(file);
+          const tmp = tmpOf(file);
+          if (create) fsm.mkdirSync(dir, { recursive: true });
+          let fd;
+          try {
+            fd = fsm.openSync(tmp, 'w');
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+            fsm.mkdirSync(dir, { recursive: true }); // its folder is gone
+            fd = fsm.openSync(tmp, 'w');
+          }
+          try {
+            fsm.writeFileSync(fd, text);
+            if (fsync) fsm.fsyncSync(fd);
+            const st = fsm.fstatSync(fd); // a rename keeps the mtime
+            out[i] = [target, st.size, Math.round(st.mtimeMs)];
+          } finally {
+            fsm.closeSync(fd);
+          }
+        }
+        return out;
+      }
+      await each(jobs, async ([target, file, text, create], i) => {
+        const dir = pathm.dirname(file);
+        const tmp = tmpOf(file);
+        if (create) await fsm.promises.mkdir(dir, { recursive: true });
+        let handle;
+        try {
+          handle = await fsm.promises.open(tmp, 'w');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          await fsm.promises.mkdir(dir, { recursive: true }); // its folder is gone
+          handle = await fsm.promises.open(tmp, 'w');
+        }
+        try {
+          await handle.writeFile(text);
+          if (fsync) await handle.sync();
+          const st = await handle.stat(); // a rename keeps the mtime
+          out[i] = [target, st.size, Math.round(st.mtimeMs)];
+        } finally {
+          await handle.close();
+        }
+      });
+      return out;
+    },
+    syncfs: () =>
+      new Promise<boolean>((resolve) => {
+        const child = env.spawn('sync', ['-f', env.root], { stdio: 'ignore' });
+        child.on('error', () => resolve(false));
+        child.on('exit', (code) => resolve(code === 0));
+      }),
+    fsyncTemps: (jobs) => each(jobs, (j) => fsyncPath(tmpOf(j[1]), false)),
+    async renames(jobs) {
+      if (env.blocking) {
+        for (let i = 0; i < jobs.length; i++) {
+          if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
+          fsm.renameSync(tmpOf(jobs[i][1]), jobs[i][1]);
+          env.renamed();
+        }
+        return;
+      }
+      await each(jobs, async (j) => {
+        await fsm.promises.rename(tmpOf(j[1]), j[1]);
+        env.renamed();
+      });
+    },
+    fsyncDirs: (jobs) => each([...new Set(jobs.map((j) => pathm.dirname(j[1])))], (dir) => fsyncPath(dir, true)),
+    async write(jobs) {
+      const one = jobs.length <= env.syncMin; // fsync each file
+      const out = await steps.temps(jobs, one);
+      // their content on disk before any rename
+      if (!one && !(await steps.syncfs())) await steps.fsyncTemps(jobs);
+      await steps.renames(jobs);
+      // the renames on disk
+      if (one || !(await steps.syncfs())) await steps.fsyncDirs(jobs);
+      return out;
+    },
+  };
+  return steps;
+}
+
+/**
+ * Batches written in order, overlapping: a batch's temporary files are
+ * written as soon as it arrives (after those of the batch before), while the
+ * batch before is synced and renamed. One loop then, per batch: wait for its
+ * temporary files; one syncfs (their content, and the renames of the batch
+ * before); report the batch before done; rename this batch's files. With
+ * nothing more to come, one last syncfs makes the last renames durable. When
+ * `sync -f` fails, the temporary files are fsynced one by one, and the
+ * renamed files' folders. A failed batch is reported; the batches after it
+ * fail with the same error without being written.
+ *
+ * Runs in the worker (from its source text) and in tests: it may use only its
+ * parameters.
+ *
+ * @returns add(id, jobs): queue a batch; `post` gets `{ id, out }` or `{ id, error }` for it
+ */
+export function pipeline(steps: BatchSteps, post: (m: WriterMessage) => void): (id: number, jobs: Job[]) => void {
+  interface Batch {
+    id: number;
+    jobs: Job[];
+    temps: Promise<Written[]>;
   }
-  return out;
+  const queue: Batch[] = [];
+  let tempsDone: Promise<unknown> = Promise.resolve();
+  let running = false;
+  let failure: { message: string; code?: string } | undefined;
+  const fail = (id: number, err: unknown) => {
+    const e = err as NodeJS.ErrnoException;
+    failure ??= { message: e.message, code: e.code };
+    post({ id, error: failure });
+  };
+  const run = async () => {
+    running = true;
+    /** renamed, not yet durable */
+    let renamed: { id: number; jobs: Job[]; out: Written[] } | undefined;
+    while (queue.length > 0 || renamed) {
+      const cur = queue.shift();
+      let out: Written[] | undefined;
+      if (cur) {
+        try {
+          out = await cur.temps;
+          if (failure) throw failure; // an earlier batch failed: not renamed
+        } catch (err) {
+          fail(cur.id, err);
+          out = undefined;
+        }
+      }
+      // one sync for the temporary files of `cur` and the renames of `renamed`
+      if (!(await steps.syncfs())) {
+        if (out) {
+          try {
+            await steps.fsyncTemps(cur!.jobs);
+          } catch (err) {
+            fail(cur!.id, err);
+            out = undefined;
+          }
+        }
+        if (renamed) {
+          try {
+            await steps.fsyncDirs(renamed.jobs);
+          } catch (err) {
+            fail(renamed.id, err);
+            renamed = undefined;
+          }
+        }
+      }
+      if (renamed) post({ id: renamed.id, out: renamed.out });
+      renamed = undefined;
+      if (out) {
+        try {
+          await steps.renames(cur!.jobs);
+          renamed = { id: cur!.id, jobs: cur!.jobs, out };
+        } catch (err) {
+          fail(cur!.id, err);
+        }
+      }
+    }
+    running = false;
+  };
+  return (id, jobs) => {
+    // nothing more is written after a failure
+    const temps = tempsDone.then(() => (failure ? Promise.reject(failure) : steps.temps(jobs)));
+    tempsDone = temps.catch((err) => {
+      const e = err as NodeJS.ErrnoException;
+      failure ??= { message: e.message, code: e.code };
+    });
+    queue.push({ id, jobs, temps });
+    if (!running) void run();
+  };
 }
 
 /**
@@ -176,6 +338,8 @@ export class EntityWriter {
   private readonly onFirst: () => void;
   private readonly root: string;
   private here = Promise.resolve();
+  /** the folders of the batches handed to the worker, made in order */
+  private folders = Promise.resolve();
 
   /**
    * @param options.root - the data directory (its file system is synced)
@@ -200,7 +364,24 @@ export class EntityWriter {
     if (!this.worker) return this.writeHere(jobs);
     const id = this.nextId++;
     const done = new Promise<Written[]>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.worker.postMessage({ id, jobs: jobs.map((j) => [j.target, j.file, j.text, !!j.create]) });
+    const worker = this.worker;
+    // The folders of new entities are made here, one after the other on the thread pool, while
+    // the worker writes the batches before: that file system work runs beside the worker's
+    // (one at a time: folders made at once in one collection only contend for its lock).
+    // A batch goes to the worker when its folders exist, in order.
+    const folders = [...new Set(jobs.filter((j) => j.create).map((j) => path.dirname(j.file)))];
+    this.folders = this.folders
+      .then(async () => {
+        if (this.failure) throw this.failure;
+        for (const dir of folders) await fs.promises.mkdir(dir, { recursive: true });
+        worker.postMessage({ id, jobs: jobs.map((j) => [j.target, j.file, j.text, false]) });
+      })
+      .catch((err: Error) => {
+        this.failure ??= err;
+        const w = this.waiting.get(id);
+        this.waiting.delete(id);
+        w?.reject(err);
+      });
     return done;
   }
 
@@ -212,8 +393,8 @@ export class EntityWriter {
 
   private writeHere(jobs: EntityWrite[]): Promise<Written[]> {
     const env: BatchEnv = { fs, path, spawn, concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES, renamed: () => this.first() };
-    // one batch after the other, like the worker
-    const done = this.here.then(() => writeBatch(env, jobs.map((j) => [j.target, j.file, j.text, !!j.create])));
+    // one batch after the other
+    const done = this.here.then(() => batchSteps(env).write(jobs.map((j) => [j.target, j.file, j.text, !!j.create])));
     this.here = done.then(
       () => {},
       () => {},
@@ -225,16 +406,16 @@ export class EntityWriter {
     // a small young generation: the worker only copies texts to files, and its default
     // (tens of MB of new space) would count in the compaction's peak RSS
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
-    worker.on('message', (m: { first?: true; id?: number; out?: Written[]; error?: { message: string; code?: string } }) => {
-      if (m.first) return this.first();
-      const w = this.waiting.get(m.id!);
+    worker.on('message', (m: WriterMessage) => {
+      if ('first' in m) return this.first();
+      const w = this.waiting.get(m.id);
       if (!w) return;
-      this.waiting.delete(m.id!);
-      if (m.error) {
+      this.waiting.delete(m.id);
+      if ('error' in m) {
         const err = Object.assign(new Error(m.error.message), { code: m.error.code });
         this.failure ??= err;
         w.reject(err);
-      } else w.resolve(m.out!);
+      } else w.resolve(m.out);
     });
     const fail = (err: Error) => {
       this.failure ??= err;
@@ -250,6 +431,7 @@ export class EntityWriter {
 
   /** Stop the worker thread (after every batch was awaited). */
   async close(): Promise<void> {
+    await this.folders;
     const worker = this.worker;
     this.worker = undefined;
     if (worker) await worker.terminate();
