@@ -253,10 +253,13 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
   try {
     for (let pass = 0; pass < passes; pass++) {
       const winners: Winners = new Map();
+      // after the first pass (which reads every record: the clock, system records, issues),
+      // the records of other passes are told apart by their bytes, without being decoded
+      const accept = pass > 0 ? partitionFilter(pass, passes) : undefined;
       for (const span of spans) {
         const { complete: done } = scanSegment(
           span.file,
-          { start: span.start, end: span.end, rel: span.rel },
+          { start: span.start, end: span.end, rel: span.rel, accept },
           ({ record }) => {
             if (pass === 0) {
               clock.observe(record);
@@ -406,6 +409,43 @@ function partition(target: string, passes: number): number {
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0) % passes;
+}
+
+/**
+ * For passes after the first: a filter on a record's bytes that is false
+ * when the record is certainly not one of this pass's (a system record, or
+ * its target hashes to another pass; the same hash as `partition`, over the
+ * target's bytes, which are its characters when they are ASCII). A record
+ * of any other shape (visible separators, a target with non-ASCII
+ * characters, an unexpected number of units) is decoded as usual.
+ */
+function partitionFilter(pass: number, passes: number): (bytes: Buffer) => boolean {
+  const seps = new Int32Array(8);
+  return (b) => {
+    let k = 0;
+    const n = b.length;
+    for (let i = 0; i < n; i++) {
+      const c = b[i];
+      if (c === 0x1f) {
+        if (k === 8) return true;
+        seps[k++] = i;
+      } else if (c === 0xe2 && b[i + 1] === 0x90 && b[i + 2] === 0x9f) return true; // U+241F
+    }
+    // 6, 7 or 8 units: the target is the unit before the last three
+    if (k < 5 || k > 7) return true;
+    const from = seps[k - 4] + 1;
+    const to = seps[k - 3];
+    let h = 0x811c9dc5;
+    let slash = false;
+    for (let i = from; i < to; i++) {
+      const c = b[i];
+      if (c >= 0x80) return true;
+      if (c === 0x2f) slash = true;
+      h ^= c;
+      h = Math.imul(h, 0x01000193);
+    }
+    return slash && (h >>> 0) % passes === pass;
+  };
 }
 
 const TRUE_HASH = valueHash(true);

@@ -93,13 +93,15 @@ export function listSegmentsIn(dir: string, root: string): SegmentInfo[] {
  * @param options.start - first byte (a record boundary)
  * @param options.end - stop before this byte
  * @param options.rel - the name to use in issues
+ * @param options.accept - a filter on a record's bytes before it is decoded: false skips the
+ *   record silently (no issue is reported for it, whatever its shape)
  * @param onRecord - called for each well-formed record
  * @param onIssue - called for each damaged piece; reading goes on
  * @returns `complete`: the offset after the last complete record; `size`: bytes seen
  */
 export function scanSegment(
   file: string,
-  { start = 0, end, rel = file, chunkSize = 1 << 20 }: { start?: number; end?: number; rel?: string; chunkSize?: number },
+  { start = 0, end, rel = file, chunkSize = 1 << 20, accept }: { start?: number; end?: number; rel?: string; chunkSize?: number; accept?: (bytes: Buffer) => boolean },
   onRecord: (r: ReadRecord) => void,
   onIssue: (i: ReadIssue) => void = () => {},
 ): { complete: number; size: number } {
@@ -140,7 +142,7 @@ export function scanSegment(
           complete = raw.end;
           continue;
         }
-        decode(raw.bytes, raw.start, raw.end, chunkUtf8, rel, onRecord, onIssue);
+        if (!accept || accept(raw.bytes)) decode(raw.bytes, raw.start, raw.end, chunkUtf8, rel, onRecord, onIssue);
         complete = raw.end;
       }
       let restLen = data.length - used;
