@@ -302,8 +302,8 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         else chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
         to = Math.min(targets.length, from + chunkSize);
         const chunk = targets.slice(from, to);
-        // the files of the chunk that existed at the scan, read in parallel (the disk serves several reads at once)
-        const texts = await readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
+        // the files of the chunk that existed at the scan
+        const texts = readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
         // the others most likely have no file: not even looked for when their folder is not in a listing
         for (const t of chunk) {
           const slash = t.indexOf('/');
@@ -637,23 +637,23 @@ function listBusyCollections(repo: Repo, index: EntityIndex, targets: string[]):
   return out;
 }
 
-/** Read files, 16 at a time: file → text (undefined when there is none). */
-async function readFiles(files: string[]): Promise<Map<string, string | undefined>> {
+/**
+ * Read files: file → text (undefined when there is none). Blocking reads, one
+ * after the other: a small file costs a few microseconds this way, several
+ * times less CPU than through the thread pool (the promise API's `readFile`
+ * makes five trips there per file), and SD cards serve one read at a time.
+ */
+function readFiles(files: string[]): Map<string, string | undefined> {
   const out = new Map<string, string | undefined>();
-  let next = 0;
-  const reader = async () => {
-    while (next < files.length) {
-      const file = files[next++];
-      try {
-        out.set(file, await fs.promises.readFile(file, 'utf8'));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-        out.set(file, undefined);
-      }
+  for (const file of files) {
+    try {
+      out.set(file, fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      out.set(file, undefined);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, files.length) }, reader));
+  }
   return out;
 }
 

@@ -15,10 +15,10 @@
  * never half written.
  *
  * Large runs write on a worker thread, so that the compaction goes on
- * computing the next files while the disk works (the folders of new
- * entities are made on the calling thread's pool, ahead of the worker, and
- * the worker writes with blocking calls, a file at a time), and there the
- * batches overlap (`pipeline`): the temporary files of the next batch are written
+ * computing the next files while the disk works (the worker makes folders
+ * and writes with blocking calls, a file at a time: far less CPU than the
+ * promise API; renames go to the thread pool), and there the batches
+ * overlap (`pipeline`): the temporary files of the next batch are written
  * while the previous batch is synced and renamed, and one syncfs serves as
  * step 4 of a batch and step 2 of the next. The order that makes it safe
  * holds for every file: its rename starts only after a syncfs that started
@@ -70,10 +70,11 @@ export interface BatchEnv {
   /** called after each rename */
   renamed: () => void;
   /**
-   * write and rename with blocking calls, one file after the other (the
-   * worker thread: far less CPU per file than the promise API and the
-   * thread pool, and the file system work of one file at a time does not
-   * compete with itself); else `concurrency` at a time with promises
+   * make folders and write temporary files with blocking calls, one file
+   * after the other (the worker thread: far less CPU per file than the
+   * promise API, and folders made at once in one collection only contend
+   * for its lock), and hand a batch's renames to the thread pool at once;
+   * else everything `concurrency` at a time with promises
    */
   blocking?: boolean;
 }
@@ -122,7 +123,7 @@ parentPort.on('message', (batch) => add(batch.id, batch.jobs));
 export function batchSteps(env: BatchEnv): BatchSteps {
   const { fs: fsm, path: pathm } = env;
   /** with `blocking`: files between two turns of the event loop (a sync that ended is noticed, batches come in) */
-  const YIELD_EVERY = 64;
+  const YIELD_EVERY = 16;
   const each = async <T>(items: T[], fn: (item: T, i: number) => Promise<void>) => {
     let next = 0;
     const run = async () => {
@@ -204,11 +205,20 @@ export function batchSteps(env: BatchEnv): BatchSteps {
     fsyncTemps: (jobs) => each(jobs, (j) => fsyncPath(tmpOf(j[1]), false)),
     async renames(jobs) {
       if (env.blocking) {
-        for (let i = 0; i < jobs.length; i++) {
-          if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
-          fsm.renameSync(tmpOf(jobs[i][1]), jobs[i][1]);
-          env.renamed();
-        }
+        // all handed to the thread pool at once (a rename over a file frees its old inode:
+        // work the kernel spreads over the cores), while this thread writes the next batch's files
+        await Promise.all(
+          jobs.map(
+            (j) =>
+              new Promise<void>((resolve, reject) =>
+                fsm.rename(tmpOf(j[1]), j[1], (err) => {
+                  if (err) return reject(err);
+                  env.renamed();
+                  resolve();
+                }),
+              ),
+          ),
+        );
         return;
       }
       await each(jobs, async (j) => {
@@ -338,8 +348,6 @@ export class EntityWriter {
   private readonly onFirst: () => void;
   private readonly root: string;
   private here = Promise.resolve();
-  /** the folders of the batches handed to the worker, made in order */
-  private folders = Promise.resolve();
 
   /**
    * @param options.root - the data directory (its file system is synced)
@@ -364,24 +372,7 @@ export class EntityWriter {
     if (!this.worker) return this.writeHere(jobs);
     const id = this.nextId++;
     const done = new Promise<Written[]>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    const worker = this.worker;
-    // The folders of new entities are made here, one after the other on the thread pool, while
-    // the worker writes the batches before: that file system work runs beside the worker's
-    // (one at a time: folders made at once in one collection only contend for its lock).
-    // A batch goes to the worker when its folders exist, in order.
-    const folders = [...new Set(jobs.filter((j) => j.create).map((j) => path.dirname(j.file)))];
-    this.folders = this.folders
-      .then(async () => {
-        if (this.failure) throw this.failure;
-        for (const dir of folders) await fs.promises.mkdir(dir, { recursive: true });
-        worker.postMessage({ id, jobs: jobs.map((j) => [j.target, j.file, j.text, false]) });
-      })
-      .catch((err: Error) => {
-        this.failure ??= err;
-        const w = this.waiting.get(id);
-        this.waiting.delete(id);
-        w?.reject(err);
-      });
+    this.worker.postMessage({ id, jobs: jobs.map((j) => [j.target, j.file, j.text, !!j.create]) });
     return done;
   }
 
@@ -431,7 +422,6 @@ export class EntityWriter {
 
   /** Stop the worker thread (after every batch was awaited). */
   async close(): Promise<void> {
-    await this.folders;
     const worker = this.worker;
     this.worker = undefined;
     if (worker) await worker.terminate();
