@@ -32,9 +32,12 @@ test('--json: local, gossip and pull arrivals as NDJSON; a record seen twice is 
     await waitFor(() => io.stderr.includes('"status":"watching"'), 10_000, 'watch to be ready');
     assert.equal(JSON.parse(io.stderr.trim()), { version: 1, status: 'watching', dirs: ['wal', '.walnut/gossip'] });
     ok(['-C', dir, 'set', 'companies/acme', 'name', 'Acme']);
+    await waitFor(() => io.stdout.includes('\n'), 5000, 'the local set');
     const g = rec('pi-02', 'city', '"Oslo"');
     fs.mkdirSync(path.join(dir, '.walnut', 'gossip'), { recursive: true });
     fs.appendFileSync(path.join(dir, '.walnut', 'gossip', `${DAY}_pi-02.usv`), g);
+    // each arrival reported before the next is made: two folders' watchers report in no fixed order
+    await waitFor(() => io.stdout.trim().split('\n').length >= 2, 5000, 'the gossiped record');
     const p = rec('pi-03', 'size', '12');
     fs.appendFileSync(path.join(dir, 'wal', `${DAY}_pi-03.usv`), p);
     await waitFor(() => io.stdout.trim().split('\n').length >= 3, 5000, 'three changes');
