@@ -13,9 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { WalnutError } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic, syncWritten } from '../fsutil.js';
 import type { Store } from '../remote/index.js';
-import { spawnSync } from 'node:child_process';
 import type { Repo } from '../repo.js';
 import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, type Checkpoint } from '../state.js';
 import { checkTarget } from '../../formats/usv.js';
@@ -382,13 +381,7 @@ export async function bootstrapFromActive(repo: Repo, remote: Store): Promise<{ 
         index.set(target, { blob: '', size: 0, mtimeMs: 0, stamps: parseStamps(store.readBlob(oid).toString('utf8')), generation: 1 });
       }
     }
-    if (written.length > 0 && spawnSync('sync', ['-f', repo.root], { stdio: 'ignore' }).status !== 0) {
-      for (const f of written) {
-        const fd = fs.openSync(f, 'r');
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-      }
-    }
+    syncWritten(repo.root, written);
     index.save();
     index.close();
     const built = cpEntry ? (JSON.parse(store.readBlob(cpEntry.oid).toString('utf8')) as Checkpoint) : undefined;
