@@ -383,7 +383,9 @@ export class EntityWriter {
   }
 
   private writeHere(jobs: EntityWrite[]): Promise<Written[]> {
-    const env: BatchEnv = { fs, path, spawn, concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES, renamed: () => this.first() };
+    // blocking calls, a file at a time: this batch is small or the last one, so nothing waits
+    // for this thread, and they cost far less CPU per file than the promise API
+    const env: BatchEnv = { fs, path, spawn, concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES, renamed: () => this.first(), blocking: true };
     // one batch after the other
     const done = this.here.then(() => batchSteps(env).write(jobs.map((j) => [j.target, j.file, j.text, !!j.create])));
     this.here = done.then(
