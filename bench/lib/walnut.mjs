@@ -48,19 +48,26 @@ export function scaled(n) {
 /**
  * A fresh folder for a bench's data sets, under WALNUT_BENCH_TMP (run.mjs sets
  * it) or os.tmpdir(); never inside the repository unless asked (bench/data/ is
- * git-ignored). `cleanup()` removes it unless WALNUT_BENCH_KEEP is set.
+ * git-ignored). `cleanup()` removes it unless WALNUT_BENCH_KEEP is set; so
+ * does process exit when cleanup() was not called. For a fresh file system
+ * per part (ext4 with a journal on a loop device), see fresh-fs.mjs.
  */
 export function makeTempRoot(name) {
   const base = process.env.WALNUT_BENCH_TMP || os.tmpdir();
   fs.mkdirSync(base, { recursive: true });
   const dir = fs.mkdtempSync(path.join(base, `walnut-bench-${name}-`));
-  return {
-    dir,
-    cleanup() {
-      if (process.env.WALNUT_BENCH_KEEP) process.stderr.write(`  kept ${dir}\n`);
-      else fs.rmSync(dir, { recursive: true, force: true });
-    },
+  let done = false;
+  const cleanup = () => {
+    if (done) return;
+    done = true;
+    process.off('exit', cleanup);
+    if (process.env.WALNUT_BENCH_KEEP) process.stderr.write(`  kept ${dir}\n`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   };
+  // also when the bench exits without reaching its cleanup (process.exit, or
+  // a signal caught by lib/fresh-fs.mjs, which then exits)
+  process.on('exit', cleanup);
+  return { dir, cleanup };
 }
 
 /** `walnut init <dir> --node <node>`; throws with walnut's stderr on failure. */
