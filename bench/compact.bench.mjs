@@ -21,6 +21,14 @@
 //    floor: the algorithms are compared, not the fsyncs) at 2 k entities /
 //    20 k records, on identical data.
 //
+// File system: each part runs on its own fresh ext4 with a journal
+// (data=ordered, as on the Pis), made on a loop device by
+// lib/fresh-fs.mjs when running as root, removed at the end of the part; so a
+// part's figures do not depend on what the parts before it deleted (on this
+// VM's journal-less root ext4, inodes freed in the last 60 s are skipped by
+// the allocator). WALNUT_BENCH_FS=tmpdir puts the data under
+// WALNUT_BENCH_TMP instead. Every figure's details.fs says which it was.
+//
 // Peak RSS: bin/walnut.js re-runs compacting commands as a child with
 // --max-old-space-size; GNU time's %M (measureRun) is the largest RSS of the
 // process and of its waited-for descendants, so that child is counted. Next to
@@ -50,6 +58,7 @@ const { stats, round, measureRun } = await import('./lib/timing.mjs');
 const { generateJournals, createRandom, fieldNames, targetName, valueFor } = await import('./lib/generate.mjs');
 const { ROOT, walnutArgv, walnutEnv, initDataDir, walnutSync, makeTempRoot, requireBuild, scaled, SCALE, folderBytes } = await import('./lib/walnut.mjs');
 const { profileWalnut, profileLines } = await import('./lib/profile.mjs');
+const { freshFileSystem } = await import('./lib/fresh-fs.mjs');
 
 const BENCH = 'compact';
 const MB = 1e6;
@@ -63,32 +72,49 @@ const tmp = makeTempRoot(BENCH);
 const only = process.env.WALNUT_BENCH_ONLY?.split(',');
 const want = (part) => !only || only.includes(part);
 let group = '';
-const r = (fields) => report({ bench: BENCH, group, ...fields, details: { ...fields.details, loadavg: os.loadavg().map((x) => round(x, 2)), ...(SCALE !== 1 ? { scale: SCALE } : {}) } });
+/** The current part's file system: { dir, kind, cleanup() } (lib/fresh-fs.mjs). */
+let part;
+const r = (fields) => report({ bench: BENCH, group, ...fields, details: { ...fields.details, ...(part ? { fs: part.kind } : {}), loadavg: os.loadavg().map((x) => round(x, 2)), ...(SCALE !== 1 ? { scale: SCALE } : {}) } });
 
 const ENTITIES = scaled(100_000);
 const RECORDS = scaled(1_000_000);
-/** The 100 k-entity directory, compacted (made by part 1, or on demand). */
-let big;
 let fullRss1M;
+/** Image sizes: SCALE times these, never under what the part needs (lib/fresh-fs.mjs has its own minimum). */
+const sized = (bytes, inodes) => ({ bytes: Math.round(bytes * SCALE), inodes: Math.round(inodes * SCALE) });
 
 try {
-  if (want('full')) await full();
-  if (want('incremental')) await incremental();
-  if (big && !process.env.WALNUT_BENCH_KEEP) {
-    fs.rmSync(big.dir, { recursive: true, force: true }); // room for part 3
-    big = undefined;
+  // 100 k entities (200 k inodes), 2 M records, a hard-link snapshot (100 k
+  // more folders), the floor's temporary files; maybe a profiling copy.
+  if (want('full')) await onFreshFs('full', sized(6e9, 800_000), full);
+  // two directories: 100 k and 20 k entities, 2 M and 400 k records.
+  if (want('incremental')) await onFreshFs('incremental', sized(4e9, 600_000), incremental);
+  // 10 M records (~860 MB of journal) + 100 k entity files; sized from the records asked for.
+  if (want('memory')) {
+    const records = memoryRecords();
+    await onFreshFs('memory', { bytes: Math.max(6e9 * SCALE, 1.25 * memoryNeed(records) + 256e6), inodes: Math.max(400_000 * SCALE, 3 * ENTITIES) }, () => memory(records));
   }
-  if (want('memory')) await memory();
-  if (want('naive')) await naive();
+  if (want('naive')) await onFreshFs('naive', sized(1e9, 100_000), naive);
 } finally {
   tmp.cleanup();
+}
+
+/** Run a part on its own fresh file system (`part`), removed at its end. */
+async function onFreshFs(name, size, fn) {
+  part = freshFileSystem(`${BENCH}-${name}`, size);
+  log(`${name}: data on ${part.kind}`);
+  try {
+    await fn();
+  } finally {
+    part.cleanup();
+    part = undefined;
+  }
 }
 
 // ---------------------------------------------------------------- 1. full
 
 async function full() {
   group = `1. full compaction (${count(ENTITIES)} entities, ${count(RECORDS)} records from 5 nodes)`;
-  const dir = initDataDir(path.join(tmp.dir, 'big'), { node: 'hub' });
+  const dir = initDataDir(path.join(part.dir, 'big'), { node: 'hub' });
   let t0 = Date.now();
   const gen = generateJournals({ dir, records: RECORDS, entities: ENTITIES, nodes: 5, seed: 1 });
   log(`full: generated ${fmt(RECORDS)} records, ${round(gen.bytes / MB)} MB in ${gen.segments.length} segments in ${Date.now() - t0} ms`);
@@ -124,12 +150,11 @@ async function full() {
   if (update.result.updated + update.result.created !== rewritten.length) throw new Error(`walnut compact reported ${update.result.updated} updated + ${update.result.created} created, ${rewritten.length} files were replaced on disk`);
   const floorB = await floor(dir, rewritten, 'full (update)');
   reportFull('update', `update path: ${fmt(rewritten.length)} of ${fmt(after.size)} files rewritten${note}`, update, floorB, { records: RECORDS, journalBytes: gen2.bytes, filesWritten: rewritten.length, filesUntouched: after.size - rewritten.length });
-  big = { dir, entities: ENTITIES };
 
   const worst = Math.max(create.run.wallMs / floorA.wall, update.run.wallMs / floorB.wall);
   if (worst > 1.3 && !process.env.WALNUT_BENCH_NO_PROFILE) {
     log('full: over the goal of 1.3× the floor; profiling a create-path compaction of a fresh copy (unbundled dist/cmd/_main.js, no heap cap)');
-    const pdir = initDataDir(path.join(tmp.dir, 'big-prof'), { node: 'hub' });
+    const pdir = initDataDir(path.join(part.dir, 'big-prof'), { node: 'hub' });
     generateJournals({ dir: pdir, records: RECORDS, entities: ENTITIES, nodes: 5, seed: 1 });
     syncDisk();
     const profile = profileWalnut(['compact'], { cwd: pdir, top: 15 });
@@ -182,10 +207,9 @@ function rssFigure(id, figure, c, records) {
 
 async function incremental() {
   group = '2. incremental compaction (1 k new records)';
-  if (!big) {
-    log(`incremental: building the ${count(ENTITIES)}-entity directory (${count(2 * RECORDS)} records, compacted)`);
-    big = { dir: await compactedDir('big', ENTITIES, RECORDS), entities: ENTITIES };
-  }
+  // Built on this part's own file system (part 1's directory went with its file system).
+  log(`incremental: building the ${count(ENTITIES)}-entity directory (${count(2 * RECORDS)} records, compacted)`);
+  const big = { dir: await compactedDir('big', ENTITIES, RECORDS), entities: ENTITIES };
   const smallEntities = scaled(20_000);
   const smallRecords = Math.round((RECORDS * smallEntities) / ENTITIES);
   log(`incremental: building the ${count(smallEntities)}-entity directory (${count(2 * smallRecords)} records, compacted)`);
@@ -273,7 +297,7 @@ async function incremental() {
 
 /** A data directory of `entities` entities, 2 × `records` records (the second day touching every entity), compacted. */
 async function compactedDir(name, entities, records) {
-  const dir = initDataDir(path.join(tmp.dir, name), { node: 'hub' });
+  const dir = initDataDir(path.join(part.dir, name), { node: 'hub' });
   // Set-up, untimed, without a heap cap (the update compaction of 100 k entities runs out of the default one).
   const compactNow = () => {
     const c = spawnSync(process.execPath, walnutArgv('compact').slice(1), { cwd: dir, env: walnutEnv({ WALNUT_HEAP_MB: '0' }), encoding: 'utf8' });
@@ -302,12 +326,20 @@ function writeBatch(file, n, entities, seed) {
 
 // --------------------------------------------------------------- 3. memory
 
-async function memory() {
-  let records = process.env.WALNUT_BENCH_MEMORY_RECORDS ? Number(process.env.WALNUT_BENCH_MEMORY_RECORDS) : scaled(10_000_000);
+/** Records of part 3: 10 M (scaled), or WALNUT_BENCH_MEMORY_RECORDS. */
+function memoryRecords() {
+  return process.env.WALNUT_BENCH_MEMORY_RECORDS ? Number(process.env.WALNUT_BENCH_MEMORY_RECORDS) : scaled(10_000_000);
+}
+
+/** Bytes part 3 needs for `n` records: ~86 bytes per record of journal, ~4 KiB per entity file and per folder (a block each), 1 GB spare. */
+function memoryNeed(n) {
+  return n * 86 + ENTITIES * 8192 + 1e9;
+}
+
+async function memory(records) {
   const asked = records;
-  const dir = initDataDir(path.join(tmp.dir, 'memory'), { node: 'hub' });
-  // ~86 bytes per record of journal, ~4 KiB per entity file (a block each), 1 GB spare.
-  const need = (n) => n * 86 + ENTITIES * 8192 + 1e9;
+  const dir = initDataDir(path.join(part.dir, 'memory'), { node: 'hub' });
+  const need = memoryNeed;
   const free = freeBytes(dir);
   let note = '';
   if (free < need(records)) {
@@ -353,7 +385,7 @@ async function naive() {
   const entities = scaled(2_000);
   const records = scaled(20_000);
   group = `4. against cocli's algorithm (${count(entities)} entities, ${count(records)} records)`;
-  const data = path.join(tmp.dir, 'naive-data');
+  const data = path.join(part.dir, 'naive-data');
   fs.mkdirSync(data);
   const gen = generateJournals({ dir: data, records, entities, nodes: 5, seed: 4 });
   const reps = 5;
@@ -362,7 +394,7 @@ async function naive() {
   let walnutDir;
   for (let i = 0; i < reps; i++) {
     if (walnutDir) fs.rmSync(walnutDir, { recursive: true, force: true });
-    walnutDir = initDataDir(path.join(tmp.dir, `naive-walnut-${i}`), { node: 'hub' });
+    walnutDir = initDataDir(path.join(part.dir, `naive-walnut-${i}`), { node: 'hub' });
     fs.cpSync(path.join(data, 'wal'), path.join(walnutDir, 'wal'), { recursive: true });
     syncDisk();
     const run = await measureRun(walnutArgv('compact', '--json'), { cwd: walnutDir, env: walnutEnv(), stdout: 'capture' });
@@ -371,7 +403,7 @@ async function naive() {
     if (res.records !== records) throw new Error(`walnut compact read ${res.records} records, expected ${records}`);
     walnutRuns.push(run);
   }
-  const out = path.join(tmp.dir, 'naive-out');
+  const out = path.join(part.dir, 'naive-out');
   syncDisk();
   const nrun = await measureRun([process.execPath, SELF, '--naive', data, out], { stdout: 'capture' });
   if (nrun.code !== 0) throw new Error(`cocli's algorithm failed (${nrun.code}): ${nrun.stderr.slice(0, 2000)}`);
@@ -398,7 +430,7 @@ async function naive() {
   });
   if (ratio < 50 && !process.env.WALNUT_BENCH_NO_PROFILE) {
     log('naive: under the goal of 50×; profiling `walnut compact` on a fresh copy (unbundled dist/cmd/_main.js)');
-    const pdir = initDataDir(path.join(tmp.dir, 'naive-prof'), { node: 'hub' });
+    const pdir = initDataDir(path.join(part.dir, 'naive-prof'), { node: 'hub' });
     fs.cpSync(path.join(data, 'wal'), path.join(pdir, 'wal'), { recursive: true });
     syncDisk();
     const profile = profileWalnut(['compact'], { cwd: pdir, top: 15 });
