@@ -9,8 +9,8 @@
 // (`smallCompaction` below: the usual run from cron or a hook).
 //
 // `set`, `unset` and `--version` try the fast path first (dist/bundle/fast.mjs,
-// cmd/_fast.ts: no yargs, only the modules they need), `version create` and
-// `activate` theirs (dist/bundle/publish.mjs, cmd/_publish.ts); it runs
+// cmd/_fast.ts: no yargs, only the modules they need), `version create`,
+// `activate` and `compact` theirs (dist/bundle/publish.mjs, cmd/_publish.ts); it runs
 // nothing and returns undefined for any argv it cannot read unambiguously,
 // and the full entry point (dist/bundle/walnut.mjs, cmd/_main.ts) runs then.
 // WALNUT_FAST_PATH=0 always takes the full entry point (tests compare both).
@@ -46,7 +46,7 @@ if (larger) {
 } else {
   const quick = process.env.WALNUT_FAST_PATH !== '0';
   const fast = quick && (args.includes('set') || args.includes('unset') || (args.length === 1 && args[0] === '--version'));
-  const publish = quick && !fast && (command === 'version' || command === 'activate');
+  const publish = quick && !fast && (command === 'version' || command === 'activate' || command === 'compact');
   const code = fast ? await (await import('../dist/bundle/fast.mjs')).runFast(args) : publish ? await (await import('../dist/bundle/publish.mjs')).runPublish(args) : undefined;
   if (code === undefined) await import('../dist/bundle/walnut.mjs');
   else process.exitCode = code;

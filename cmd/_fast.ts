@@ -1,11 +1,11 @@
 /**
  * The fast path of the entry point, for the commands cron jobs and scrapers
  * run most: `walnut set`, `walnut unset` and `walnut --version` here, and
- * `walnut version create` and `walnut activate` through cmd/_publish.ts (the
- * same parser). Loading yargs (and every command module) costs about two
+ * `walnut version create`, `walnut activate` and `walnut compact` through
+ * cmd/_publish.ts (the same parser). Loading yargs (and every command module) costs about two
  * thirds of walnut's start-up, so a plain invocation that the small parser
  * below reads fully and unambiguously runs the same handler (cmd/set.ts,
- * cmd/unset.ts, cmd/version.ts, cmd/activate.ts) without it.
+ * cmd/unset.ts, cmd/version.ts, cmd/activate.ts, cmd/compact.ts) without it.
  * Anything else — help, an option it does not know, a repeated option, an
  * argument that starts with '-' (but a plain negative number), a wrong number
  * of arguments — is not decided here: `parseFast` returns undefined and
@@ -27,7 +27,8 @@ export type FastRun =
   | { command: 'version' }
   | { command: 'set' | 'unset'; argv: GlobalArgs & { target?: string; field?: string; value?: string; jsonValue?: boolean; string?: boolean; batch?: boolean } }
   | { command: 'activate'; argv: GlobalArgs & { id?: string; previous?: boolean; remote?: string } }
-  | { command: 'version create'; argv: GlobalArgs & { action: 'create'; record?: boolean; full?: boolean; wait?: string } };
+  | { command: 'version create'; argv: GlobalArgs & { action: 'create'; record?: boolean; full?: boolean; wait?: string } }
+  | { command: 'compact'; argv: GlobalArgs & { wait?: string; record?: boolean; dryRun?: boolean; gitBase?: string } };
 
 /** The arguments of one run, keyed as yargs keys them. */
 type ArgvOf<C extends FastRun['command']> = Extract<FastRun, { command: C; argv: unknown }>['argv'];
@@ -45,10 +46,12 @@ const LOCAL_FLAGS: Record<string, Record<string, string>> = {
   set: { '--json-value': 'jsonValue', '--string': 'string', '--batch': 'batch' },
   activate: { '--previous': 'previous' },
   version: { '--record': 'record', '--full': 'full' },
+  compact: { '--record': 'record', '--dry-run': 'dryRun' },
 };
 const LOCAL_VALUES: Record<string, Record<string, string>> = {
   activate: { '--remote': 'remote' },
   version: { '--wait': 'wait' },
+  compact: { '--wait': 'wait', '--git-base': 'gitBase' },
 };
 
 // A negative number is an argument for yargs too (`set sensors/t1 celsius -3.5`);
@@ -57,7 +60,7 @@ const NEGATIVE = /^-(\d+(\.\d+)?|\.\d+)$/;
 
 /**
  * Read argv when it is a plain `set`, `set --batch`, `unset`, `--version`,
- * `version create` or `activate`.
+ * `version create`, `activate` or `compact`.
  *
  * @param args - the arguments after `walnut`
  * @returns what to run, or undefined when yargs must decide (the full entry point runs then)
@@ -115,6 +118,10 @@ export function parseFast(args: readonly string[]): FastRun | undefined {
   if (command === 'version') {
     if (rest.length !== 1 || rest[0] !== 'create') return undefined;
     return { command: 'version create', argv: { ...argv, action: 'create' } as ArgvOf<'version create'> };
+  }
+  if (command === 'compact') {
+    if (rest.length !== 0) return undefined;
+    return { command, argv: argv as ArgvOf<'compact'> };
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 /**
  * The fast paths of `set`, `unset` and `--version` (cmd/_fast.ts,
- * dist/bundle/fast.mjs) and of `version create` and `activate`
+ * dist/bundle/fast.mjs) and of `version create`, `activate` and `compact`
  * (cmd/_publish.ts, dist/bundle/publish.mjs): they must behave exactly like
  * the yargs entry point.
  * Each argv case runs twice from the same starting data directory — once as
@@ -220,7 +220,22 @@ const PUBLISH_CASES: Case[] = [
   { args: ['activate', 'not-hex', '--json'], fast: true },
   { args: ['activate', '@V1', '--remote', 'nowhere'], fast: true },
   { args: ['activate', '@V1'], where: 'outside', fast: true },
+  { args: ['compact'], fast: true },
+  { args: ['compact', '--json'], fast: true },
+  { args: ['compact', '--dry-run', '--json'], fast: true },
+  { args: ['-C', '@DIR', 'compact', '--record', '-q'], where: 'outside', fast: true },
+  { args: ['compact', '--wait', '5s', '--no-color'], fast: true },
+  { args: ['compact', '--wait', 'soon'], fast: true },
+  { args: ['compact', '--git-base', 'HEAD'], fast: true },
+  { args: ['compact'], where: 'outside', fast: true },
   // left to yargs
+  { args: ['compact', 'now'], fast: false },
+  { args: ['compact', '--wait'], fast: false },
+  { args: ['compact', '--dry-run', '--dry-run'], fast: false },
+  { args: ['compact', '--dry-run=true'], fast: false },
+  { args: ['compact', '--record', 'false'], fast: false },
+  { args: ['compact', '--full'], fast: false },
+  { args: ['compact', '--help'], fast: false },
   { args: ['activate'], fast: false },
   { args: ['activate', '@V1', '--previous'], fast: false },
   { args: ['activate', '@V1', '@V1'], fast: false },
@@ -260,7 +275,7 @@ function publishTemplate(): { template: string; v1: string } {
 // caches whose bytes hold inode numbers or folder mtimes of the copy
 const VOLATILE = ['.walnut/dirs', '.walnut/stat', '.walnut/locks', '.walnut/versions/walnut-build'];
 
-test('publish path and yargs path: same exit status, stdout, stderr and data directory bytes for version create and activate', () => {
+test('publish path and yargs path: same exit status, stdout, stderr and data directory bytes for version create, activate and compact', () => {
   const { template, v1 } = publishTemplate();
   const base = tmpDir();
   const dir = path.join(base, 'data');
@@ -283,12 +298,12 @@ test('publish path and yargs path: same exit status, stdout, stderr and data dir
     assert.equal(viaFast.files, viaYargs.files, `${label(c)}: files`);
     if (viaFast.r.code === 0 && JSON.stringify(viaFast.files) !== JSON.stringify(snapshotTree(template, { skip: VOLATILE }))) changed++;
   }
-  assert.ok(changed >= 8, `the successful cases change the data directory (${changed})`);
+  assert.ok(changed >= 11, `the successful cases change the data directory (${changed})`);
 });
 
-test('version create and activate load publish.mjs and its chunks, never walnut.mjs (yargs)', () => {
+test('version create, activate and compact load publish.mjs and its chunks, never walnut.mjs (yargs)', () => {
   const { template, v1 } = publishTemplate();
-  for (const args of [['version', 'create', '--json'], ['activate', v1], ['activate', '--previous', '-q'], ['activate', 'ffff']]) {
+  for (const args of [['version', 'create', '--json'], ['activate', v1], ['activate', '--previous', '-q'], ['activate', 'ffff'], ['compact', '--json'], ['compact']]) {
     const { r, files } = loadedBundleFiles(args, template);
     assert.ok(r.code === 0 || r.code === 1, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
     assert.is(files[0], 'publish.mjs', args.join(' '));
