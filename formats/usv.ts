@@ -61,7 +61,7 @@ export function parseRecord(text: string, where: Where = {}): JournalRecord {
   const [timestamp, node] = units;
   const rest = units.slice(2 + (format - 1));
   const [target, field, value, causality] = rest;
-  if (!ISO_UTC.test(timestamp) || Number.isNaN(Date.parse(timestamp))) {
+  if (!ISO_UTC.test(timestamp) || Number.isNaN(timestampMs(timestamp))) {
     throw new FormatError('ETIMESTAMP', `record timestamp ${quote(timestamp)} is not ISO-8601 UTC`, { ...where }, ['expected a form like 2026-11-21T10:00:00.000Z']);
   }
   if (!node || CONTROL.test(node)) throw new FormatError('ENODE', `record node id ${quote(node)} is empty or has control characters`, { ...where });
@@ -92,6 +92,7 @@ export function encodeRecord(record: Pick<JournalRecord, 'timestamp' | 'node' | 
 
 /** The canonical units of a record (control separators, all units, no terminator). */
 export function canonicalText(r: JournalRecord): string {
+  if (r.format === 1) return r.timestamp + US + r.node + US + r.target + US + r.field + US + r.value + US + r.causality + RS;
   const units = [r.timestamp, r.node];
   if (r.format >= 2) units.push(r.campaign ?? '');
   if (r.format === 3) units.push(r.environment ?? '');
@@ -154,8 +155,24 @@ export function encodeCausality(counter: number): string {
  * the same way: (timestamp ms, logical counter, node id, record hash).
  */
 export function stampOf(r: JournalRecord, hash = recordHash(r)): string {
-  const ms = Math.max(0, Date.parse(r.timestamp));
+  const ms = Math.max(0, timestampMs(r.timestamp));
   return ms.toString(36).padStart(9, '0') + ' ' + causalityCounter(r.causality).toString(36).padStart(6, '0') + ' ' + r.node + ' ' + hash;
+}
+
+let lastTimestamp = '';
+let lastMs = NaN;
+
+/**
+ * `Date.parse` of a record's timestamp, remembering the last one: reading a
+ * record parses its timestamp three times (checking it, the clock, its
+ * stamp), so two of them are free.
+ */
+export function timestampMs(timestamp: string): number {
+  if (timestamp !== lastTimestamp) {
+    lastMs = Date.parse(timestamp);
+    lastTimestamp = timestamp;
+  }
+  return lastMs;
 }
 
 /** The milliseconds part of a stamp. */

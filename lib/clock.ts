@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { causalityCounter, encodeCausality, type JournalRecord } from '../formats/usv.js';
+import { causalityCounter, encodeCausality, timestampMs, type JournalRecord } from '../formats/usv.js';
 import { writeFileAtomic, readFileOrUndefined } from './fsutil.js';
 import { lastRecord, SEGMENT_NAME } from './journal.js';
 import type { Repo } from './repo.js';
@@ -151,7 +151,7 @@ export class Clock {
    * clock only up to wall + bound.
    */
   observe(record: Pick<JournalRecord, 'timestamp' | 'causality' | 'node'>): void {
-    const ms = Date.parse(record.timestamp);
+    const ms = timestampMs(record.timestamp);
     if (Number.isNaN(ms)) return;
     const limit = this.now() + this.maxAheadMs;
     if (ms > limit) {
