@@ -235,6 +235,9 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
 
   // 3. merge, pass by pass
   const passes = Math.max(1, Math.ceil(pendingBytes / passBytes));
+  const classify = recordPass(passes);
+  /** the issues reported, by code, file and offset */
+  const reported = new Set<string>();
   const complete = new Map<string, number>();
   const stillDeferred: Winners = new Map();
   let high = cp.high ?? '';
@@ -253,21 +256,22 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
   try {
     for (let pass = 0; pass < passes; pass++) {
       const winners: Winners = new Map();
-      // after the first pass (which reads every record: the clock, system records, issues),
-      // the records of other passes are told apart by their bytes, without being decoded
-      const accept = pass > 0 ? partitionFilter(pass, passes) : undefined;
+      // With several passes, the records of other passes are told apart by their bytes and
+      // not decoded. A record is decoded first by its own pass (the clock sees it then); a
+      // system record, and one whose pass its bytes do not tell, by the first pass (the latter
+      // by every pass, and its issues reported once).
+      let cls = pass;
+      const accept = passes > 1 ? (b: Buffer) => ((cls = classify(b)) === pass || cls === UNKNOWN_PASS || (cls === SYSTEM_PASS && pass === 0)) : undefined;
       for (const span of spans) {
         const { complete: done } = scanSegment(
           span.file,
           { start: span.start, end: span.end, rel: span.rel, accept },
           ({ record }) => {
-            if (pass === 0) {
-              clock.observe(record);
-              if (isSystemTarget(record.target)) {
-                result.systemRecords++;
-                return;
-              }
-            } else if (isSystemTarget(record.target)) return;
+            if (pass === 0 || cls === pass) clock.observe(record);
+            if (isSystemTarget(record.target)) {
+              if (pass === 0) result.systemRecords++;
+              return;
+            }
             if (passes > 1 && partition(record.target, passes) !== pass) return;
             if (!validTarget(record, span.rel, result.issues)) return;
             result.records++;
@@ -275,7 +279,13 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
             if (stamp > high) high = stamp;
             offer(winners, record.target, record.field, stamp, record.value);
           },
-          pass === 0 ? (i) => result.issues.push(i) : undefined,
+          (i) => {
+            // a record decoded by several passes, or the segment itself: reported once
+            const key = `${i.code}\0${i.file}\0${i.offset}`;
+            if (pass > 0 && reported.has(key)) return;
+            reported.add(key);
+            result.issues.push(i);
+          },
         );
         if (pass === 0) complete.set(span.rel, done);
         readBytes += span.end - span.start;
@@ -411,15 +421,19 @@ function partition(target: string, passes: number): number {
   return (h >>> 0) % passes;
 }
 
+/** `recordPass`: a system record; a record whose pass its bytes do not tell. */
+const SYSTEM_PASS = -2;
+const UNKNOWN_PASS = -1;
+
 /**
- * For passes after the first: a filter on a record's bytes that is false
- * when the record is certainly not one of this pass's (a system record, or
- * its target hashes to another pass; the same hash as `partition`, over the
- * target's bytes, which are its characters when they are ASCII). A record
- * of any other shape (visible separators, a target with non-ASCII
- * characters, an unexpected number of units) is decoded as usual.
+ * With several passes: the pass of a record, told from its bytes without
+ * decoding it (the same hash as `partition`, over the target's bytes, which
+ * are its characters when they are ASCII), or SYSTEM_PASS for a system
+ * record (a target without a '/'). A record of any other shape (visible
+ * separators, a target with non-ASCII characters, an unexpected number of
+ * units) is UNKNOWN_PASS: every pass decodes it.
  */
-function partitionFilter(pass: number, passes: number): (bytes: Buffer) => boolean {
+function recordPass(passes: number): (bytes: Buffer) => number {
   const seps = new Int32Array(8);
   return (b) => {
     let k = 0;
@@ -427,24 +441,24 @@ function partitionFilter(pass: number, passes: number): (bytes: Buffer) => boole
     for (let i = 0; i < n; i++) {
       const c = b[i];
       if (c === 0x1f) {
-        if (k === 8) return true;
+        if (k === 8) return UNKNOWN_PASS;
         seps[k++] = i;
-      } else if (c === 0xe2 && b[i + 1] === 0x90 && b[i + 2] === 0x9f) return true; // U+241F
+      } else if (c === 0xe2 && b[i + 1] === 0x90 && b[i + 2] === 0x9f) return UNKNOWN_PASS; // U+241F
     }
     // 6, 7 or 8 units: the target is the unit before the last three
-    if (k < 5 || k > 7) return true;
+    if (k < 5 || k > 7) return UNKNOWN_PASS;
     const from = seps[k - 4] + 1;
     const to = seps[k - 3];
     let h = 0x811c9dc5;
     let slash = false;
     for (let i = from; i < to; i++) {
       const c = b[i];
-      if (c >= 0x80) return true;
+      if (c >= 0x80) return UNKNOWN_PASS;
       if (c === 0x2f) slash = true;
       h ^= c;
       h = Math.imul(h, 0x01000193);
     }
-    return slash && (h >>> 0) % passes === pass;
+    return slash ? (h >>> 0) % passes : SYSTEM_PASS;
   };
 }
 

@@ -55,6 +55,9 @@ function journal(n: number, entities: number, seed: number): Record<string, stri
   }
   segments['20261121_pi-01.usv'].push(['2026-11-21T12:00:00.000Z', 'pi-01', 'companies/e-1', 'name'].join(US) + RS + '\n'); // 4 units
   segments['20261121_pi-02.usv'].push(['2026-11-21T12:00:00.000Z', 'pi-02', 'a/b/c', 'name', '"x"', 'hlc:0'].join(US) + RS + '\n'); // invalid target
+  segments['20261121_pi-02.usv'].push(['2026-11-21', 'pi-02', 'companies/e-2', 'name', '"y"', 'hlc:0'].join(US) + RS + '\n'); // bad timestamp
+  // from a node whose clock runs years ahead: reported once each, whatever the passes
+  for (const t of ['companies/e-4', 'people/e-6', 'system']) segments['20261122_pi-03.usv'].push(['2099-01-01T00:00:00.000Z', 'pi-03', t, 'city', '"later"', 'hlc:0'].join(US) + RS + '\n');
   return Object.fromEntries(Object.entries(segments).map(([k, v]) => [k, v.join('')]));
 }
 
@@ -77,7 +80,10 @@ test('many passes compute the same files, counts and issues as one pass, for eve
     for (const k of ['records', 'systemRecords', 'created', 'updated', 'deleted'] as const) assert.is(many.result[k], one.result[k], k);
     const issues = (r: typeof one) => r.result.issues.map((i) => `${i.code} ${i.file} ${i.offset}`).sort();
     assert.equal(issues(many), issues(one));
-    assert.ok(one.result.issues.some((i) => i.code === 'EUNITS') && one.result.issues.some((i) => i.code === 'ETARGET'), 'the malformed record and the invalid target are reported');
+    assert.ok(one.result.issues.some((i) => i.code === 'EUNITS') && one.result.issues.some((i) => i.code === 'ETARGET') && one.result.issues.some((i) => i.code === 'ETIMESTAMP'), 'the malformed records and the invalid target are reported');
+    const ahead = (r: typeof one) => r.result.ahead.map((a) => `${a.node} ${a.timestamp} ${a.records}`);
+    assert.equal(ahead(many), ahead(one));
+    assert.equal(ahead(one), ['pi-03 2099-01-01T00:00:00.000Z 3']);
   }
 });
 
