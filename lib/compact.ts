@@ -312,6 +312,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         else chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
         to = Math.min(targets.length, from + chunkSize);
         const chunk = targets.slice(from, to);
+        index.prefetch(chunk);
         // the files of the chunk that existed at the scan
         const texts = readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
         // the others most likely have no file: not even looked for when their folder is not in a listing

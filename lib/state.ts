@@ -145,6 +145,8 @@ const NUM_WIDTH = 16;
 const V2_HEADER_BYTES = V2_TAG.length + 3 * (1 + NUM_WIDTH) + 1;
 /** a key is written for the first line starting this many bytes after the previous key */
 const KEY_SPACING = 4096;
+/** The most of the base `prefetch` reads at once. */
+const PREFETCH_MAX = 8 * 1024 * 1024;
 const CHUNK = 1 << 20;
 const NL = 0x0a;
 const TAB = 0x09;
@@ -394,11 +396,12 @@ export class EntityIndex {
     if (k < 0) return undefined;
     const off = offsets[k];
     const end = k + 1 < offsets.length ? offsets[k + 1] : this.baseEnd;
-    if (!this.group || this.group.off !== off) this.group = { off, end, buf: this.readAt(off, end - off) };
+    if (!this.group || off < this.group.off || end > this.group.end) this.group = { off, end, buf: this.readAt(off, end - off) };
     const buf = this.group.buf;
-    for (let at = 0; at < buf.length; ) {
+    const stop = Math.min(buf.length, end - this.group.off);
+    for (let at = off - this.group.off; at < stop; ) {
       let nl = buf.indexOf(NL, at);
-      if (nl < 0) nl = buf.length;
+      if (nl < 0 || nl > stop) nl = stop;
       const tab = buf.indexOf(TAB, at);
       const t = buf.toString('utf8', at, tab > at && tab < nl ? tab : nl);
       if (t === target) return buf.toString('utf8', at, nl);
@@ -406,6 +409,36 @@ export class EntityIndex {
       at = nl + 1;
     }
     return undefined;
+  }
+
+  /**
+   * Read, in one read, the part of the base that holds the lines of these
+   * targets (sorted): the lookups of a chunk of a compaction then need no
+   * read of their own. Not when the part is larger than PREFETCH_MAX bytes.
+   */
+  prefetch(targets: readonly string[]): void {
+    if (targets.length < 2 || this.version !== 2 || this.baseEnd <= V2_HEADER_BYTES) return;
+    const { targets: keys, offsets } = this.loadKeys();
+    const group = (target: string): number => {
+      let lo = 0;
+      let hi = keys.length - 1;
+      let k = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (keys[mid] <= target) {
+          k = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
+      }
+      return k;
+    };
+    const first = Math.max(0, group(targets[0]));
+    const last = group(targets[targets.length - 1]);
+    if (last < 0) return;
+    const off = offsets[first];
+    const end = last + 1 < offsets.length ? offsets[last + 1] : this.baseEnd;
+    if (end - off > PREFETCH_MAX || (this.group && off >= this.group.off && end <= this.group.end)) return;
+    this.group = { off, end, buf: this.readAt(off, end - off) };
   }
 
   /** The last line read from the file (get and knownBlobs of one target read it once). */

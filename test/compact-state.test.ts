@@ -135,6 +135,37 @@ test('the log is merged into a sorted base; lookups read the base; later lines w
   index.close();
 });
 
+test('prefetch: lookups after reading a chunk of the base at once give what single lookups give', () => {
+  const r = repo();
+  const ts = targets(3000);
+  let index = EntityIndex.load(r, 0);
+  ts.forEach((t, i) => index.set(t, entry(i, 1)));
+  index.save();
+  index.close();
+  index = EntityIndex.load(r, 1);
+  index.tidy(); // a base of many 4 KiB groups
+  index.close();
+  index = EntityIndex.load(r, 1);
+  index.set(ts[11], entry(1111, 2)); // dirty: wins over the base
+  const sorted = [...ts].sort();
+  const absent = ['0/first', 'a/s1x', 'a-b/s3x', 'zzz/last'];
+  const lookup = (i: EntityIndex, t: string) => JSON.stringify(i.get(t) ? { ...i.get(t), stamps: [...i.get(t)!.stamps] } : null) + i.knownBlobs(t).join();
+  const single = new Map([...ts, ...absent].map((t) => [t, lookup(index, t)]));
+  assert.match(single.get(ts[11])!, blob(1111));
+  let reads = 0;
+  // chunks as compaction makes them: sorted slices, some far apart, some overlapping the cached part
+  for (const [from, to] of [[0, 40], [30, 700], [1000, 1001], [2900, 3000], [1500, 2600], [0, 3000]]) {
+    const chunk = [...sorted.slice(from, to), ...absent].sort();
+    index.prefetch(chunk);
+    for (const t of chunk) {
+      assert.is(lookup(index, t), single.get(t), t);
+      reads++;
+    }
+  }
+  assert.ok(reads > 3000);
+  index.close();
+});
+
 test('the merge waits for enough log lines', () => {
   const r = repo();
   let index = EntityIndex.load(r, 0);
