@@ -2,8 +2,8 @@
 // one file for the common path, separate chunks for modules loaded lazily,
 // dist/bundle/fast.mjs, one self-contained file for the fast path of
 // `set`, `unset` and `--version` (cmd/_fast.ts: no yargs, no other command),
-// and dist/bundle/publish.mjs, the fast path of `version create` and
-// `activate` (cmd/_publish.ts; it shares the chunks of the full bundle).
+// and dist/bundle/publish.mjs, the fast path of `version create`,
+// `activate` and `compact` (cmd/_publish.ts; it shares the chunks of the full bundle).
 // The swap is atomic for running processes: the chunks have content hashes in
 // their names and are copied first, then the entry file is renamed into
 // place; chunks unused for a while are removed.
@@ -29,7 +29,7 @@ const common = {
   define: { __WALNUT_VERSION__: JSON.stringify(pkg.version) },
   banner: { js: "import { createRequire as __walnutRequire } from 'node:module'; const require = __walnutRequire(import.meta.url);" },
 };
-// publish.mjs (cmd/_publish.ts: `version create`, `activate` without yargs) shares the chunks
+// publish.mjs (cmd/_publish.ts: `version create`, `activate`, `compact` without yargs) shares the chunks
 await build({ ...common, entryPoints: { walnut: path.join(root, 'cmd/_main.ts'), publish: path.join(root, 'cmd/_publish.ts') }, splitting: true });
 // One file without chunks: every module the fast path needs is loaded anyway,
 // and each extra file costs the ESM loader a resolve, a read and a compile.
