@@ -379,10 +379,9 @@ export class EntityIndex {
     return (this.keys = keys);
   }
 
-  /** The base line of a target (committed or not), by the key directory and one read. */
-  private baseLine(target: string): string | undefined {
-    if (this.version !== 2 || this.baseEnd <= V2_HEADER_BYTES) return undefined;
-    const { targets, offsets } = this.loadKeys();
+  /** The index of the last key not greater than a target (its line is in that key's group), or -1. */
+  private keyGroup(target: string): number {
+    const { targets } = this.loadKeys();
     let lo = 0;
     let hi = targets.length - 1;
     let k = -1;
@@ -393,9 +392,21 @@ export class EntityIndex {
         lo = mid + 1;
       } else hi = mid - 1;
     }
+    return k;
+  }
+
+  /** Where a key's group of base lines starts and ends. */
+  private groupSpan(k: number): [off: number, end: number] {
+    const { offsets } = this.loadKeys();
+    return [offsets[k], k + 1 < offsets.length ? offsets[k + 1] : this.baseEnd];
+  }
+
+  /** The base line of a target (committed or not), by the key directory and one read. */
+  private baseLine(target: string): string | undefined {
+    if (this.version !== 2 || this.baseEnd <= V2_HEADER_BYTES) return undefined;
+    const k = this.keyGroup(target);
     if (k < 0) return undefined;
-    const off = offsets[k];
-    const end = k + 1 < offsets.length ? offsets[k + 1] : this.baseEnd;
+    const [off, end] = this.groupSpan(k);
     if (!this.group || off < this.group.off || end > this.group.end) this.group = { off, end, buf: this.readAt(off, end - off) };
     const buf = this.group.buf;
     const stop = Math.min(buf.length, end - this.group.off);
@@ -418,25 +429,10 @@ export class EntityIndex {
    */
   prefetch(targets: readonly string[]): void {
     if (targets.length < 2 || this.version !== 2 || this.baseEnd <= V2_HEADER_BYTES) return;
-    const { targets: keys, offsets } = this.loadKeys();
-    const group = (target: string): number => {
-      let lo = 0;
-      let hi = keys.length - 1;
-      let k = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (keys[mid] <= target) {
-          k = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
-      return k;
-    };
-    const first = Math.max(0, group(targets[0]));
-    const last = group(targets[targets.length - 1]);
+    const last = this.keyGroup(targets[targets.length - 1]);
     if (last < 0) return;
-    const off = offsets[first];
-    const end = last + 1 < offsets.length ? offsets[last + 1] : this.baseEnd;
+    const [off] = this.groupSpan(Math.max(0, this.keyGroup(targets[0])));
+    const [, end] = this.groupSpan(last);
     if (end - off > PREFETCH_MAX || (this.group && off >= this.group.off && end <= this.group.end)) return;
     this.group = { off, end, buf: this.readAt(off, end - off) };
   }
