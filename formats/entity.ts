@@ -211,6 +211,10 @@ const CORE_NOT_STRING = [
   /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
   /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/,
 ];
+/** A plain token that yaml reads as this very string unless it is a CORE_WORD (no indicator, no `: `, no `#`, no space at the end). */
+const SIMPLE_PLAIN = /^[A-Za-z][A-Za-z0-9_./-]*(?: [A-Za-z0-9_./-]+)*$/;
+/** The words among SIMPLE_PLAIN tokens that yaml's core schema reads as null or a boolean. */
+const CORE_WORD = /^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 /** Characters that cannot start a plain scalar (YAML's indicators, and space). */
 const NOT_PLAIN_FIRST = /^[,[\]{}#&*!|>'"%@` ]|^[-?:](?: |$)/;
 
@@ -223,6 +227,8 @@ function plainValue(token: string, inFlow = false): unknown {
   if (token === 'true') return true;
   if (token === 'false') return false;
   if (token.length <= 15 && FLAT_NUMBER.test(token)) return Number(token);
+  // the common case, decided by one test: words of letters, digits and `_./-`, a letter first
+  if (SIMPLE_PLAIN.test(token)) return CORE_WORD.test(token) ? undefined : token;
   if (NOT_PLAIN_FIRST.test(token) || /: |:$|#|\s$|\t/.test(token) || !printable(token)) return undefined;
   if (inFlow && /[,[\]{}]/.test(token)) return undefined;
   return CORE_NOT_STRING.some((r) => r.test(token)) ? undefined : token;

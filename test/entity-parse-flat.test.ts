@@ -16,6 +16,8 @@ const VALUES = [
   '"quoted"', '"with \\"escape\\""', '"a\\nb"', "'single'", "'it''s'", "'open", '"open', '[]', '[ a, b ]', '[a, b]', '[ 1, true, x ]', '[ a: b ]', '{}', '{ a: b }',
   'a: b', 'a #c', 'a#c', '#c', 'x ', 'http://x.y/z', '- item', '? q', ': c', '&anchor v', '*alias', '!tag v', '|', '>', '@at', '`tick`', '%p', 'ünïcode', '2026-11-21',
   '.inf', '-.Inf', '.nan', '1.', '12345678901234567', 'a\tb', '"tab\there"',
+  // letters first (one test decides most of these): words, core words, spaces, indicators inside
+  'Null', 'NULL', 'TRUE', 'False', 'nulls', 'Truely', 'a b', 'a  b', 'a.b/c-d_e', 'Abc1', 'x y z', 'Yes', 'a -b', 'a-', 'x.', 'a b ', 'a:b', 'a, b', 'a[1]', 'a{b}', 'e1', 'E5', 'inf', 'nan',
 ];
 
 function rng(seed: number): () => number {
