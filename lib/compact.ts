@@ -115,7 +115,7 @@ export interface CompactOptions {
   passBytes?: number;
   /** a git revision before a merge/checkout/rebase: files git changed are merged from this node's own version (hooks) */
   gitBase?: string;
-  /** files written at once */
+  /** fsyncs at once when files are fsynced one by one (small batches, or when `sync -f` fails) */
   concurrency?: number;
   /**
    * record hand edits in every entity file first (one `stat` per file), as

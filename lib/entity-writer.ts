@@ -3,7 +3,7 @@
  * syncs of the file system instead of two fsyncs per file. For one batch:
  *
  *  1. every file's temporary file is written in its folder (not fsynced),
- *     `concurrency` at a time;
+ *     one after the other with blocking calls;
  *  2. one syncfs of the data directory's file system (`sync -f`): every
  *     temporary file's content is on disk;
  *  3. every temporary file is renamed over its file;
@@ -61,6 +61,7 @@ export interface BatchEnv {
   fs: typeof fs;
   path: typeof path;
   spawn: typeof spawn;
+  /** fsyncs at once (small batches, or when `sync -f` fails) */
   concurrency: number;
   suffix: string;
   /** a path on the file system to sync */
@@ -69,14 +70,6 @@ export interface BatchEnv {
   syncMin: number;
   /** called after each rename */
   renamed: () => void;
-  /**
-   * make folders and write temporary files with blocking calls, one file
-   * after the other (the worker thread: far less CPU per file than the
-   * promise API, and folders made at once in one collection only contend
-   * for its lock), and hand a batch's renames to the thread pool at once;
-   * else everything `concurrency` at a time with promises
-   */
-  blocking?: boolean;
 }
 
 /** The steps of a batch write, over the files of a batch (see `batchSteps`). */
@@ -109,7 +102,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 let first = true;
-const env = { fs, path, spawn, concurrency: workerData.concurrency, suffix: workerData.suffix, root: workerData.root, syncMin: workerData.syncMin, blocking: true,
+const env = { fs, path, spawn, concurrency: workerData.concurrency, suffix: workerData.suffix, root: workerData.root, syncMin: workerData.syncMin,
   renamed: () => { if (first) { first = false; parentPort.postMessage({ first: true }); } } };
 const steps = (${batchSteps.toString()})(env);
 const add = (${pipeline.toString()})(steps, (m) => parentPort.postMessage(m));
@@ -122,7 +115,7 @@ parentPort.on('message', (batch) => add(batch.id, batch.jobs));
  */
 export function batchSteps(env: BatchEnv): BatchSteps {
   const { fs: fsm, path: pathm } = env;
-  /** with `blocking`: files between two turns of the event loop (a sync that ended is noticed, batches come in) */
+  /** files written between two turns of the event loop (a sync that ended is noticed, batches come in) */
   const YIELD_EVERY = 16;
   const each = async <T>(items: T[], fn: (item: T, i: number) => Promise<void>) => {
     let next = 0;
@@ -146,54 +139,32 @@ export function batchSteps(env: BatchEnv): BatchSteps {
   };
   const steps: BatchSteps = {
     async temps(jobs, fsync = false) {
+      // blocking calls, a file at a time: far less CPU per file than the promise API,
+      // and folders made at once in one collection would only contend for its lock
       const out: Written[] = new Array(jobs.length);
-      if (env.blocking) {
-        for (let i = 0; i < jobs.length; i++) {
-          if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
-          const [target, file, text, create] = jobs[i];
-          const dir = pathm.dirname(file);
-          const tmp = tmpOf(file);
-          if (create) fsm.mkdirSync(dir, { recursive: true });
-          let fd;
-          try {
-            fd = fsm.openSync(tmp, 'w');
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-            fsm.mkdirSync(dir, { recursive: true }); // its folder is gone
-            fd = fsm.openSync(tmp, 'w');
-          }
-          try {
-            fsm.writeFileSync(fd, text);
-            if (fsync) fsm.fsyncSync(fd);
-            const st = fsm.fstatSync(fd); // a rename keeps the mtime
-            out[i] = [target, st.size, Math.round(st.mtimeMs)];
-          } finally {
-            fsm.closeSync(fd);
-          }
-        }
-        return out;
-      }
-      await each(jobs, async ([target, file, text, create], i) => {
+      for (let i = 0; i < jobs.length; i++) {
+        if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
+        const [target, file, text, create] = jobs[i];
         const dir = pathm.dirname(file);
         const tmp = tmpOf(file);
-        if (create) await fsm.promises.mkdir(dir, { recursive: true });
-        let handle;
+        if (create) fsm.mkdirSync(dir, { recursive: true });
+        let fd;
         try {
-          handle = await fsm.promises.open(tmp, 'w');
+          fd = fsm.openSync(tmp, 'w');
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          await fsm.promises.mkdir(dir, { recursive: true }); // its folder is gone
-          handle = await fsm.promises.open(tmp, 'w');
+          fsm.mkdirSync(dir, { recursive: true }); // its folder is gone
+          fd = fsm.openSync(tmp, 'w');
         }
         try {
-          await handle.writeFile(text);
-          if (fsync) await handle.sync();
-          const st = await handle.stat(); // a rename keeps the mtime
+          fsm.writeFileSync(fd, text);
+          if (fsync) fsm.fsyncSync(fd);
+          const st = fsm.fstatSync(fd); // a rename keeps the mtime
           out[i] = [target, st.size, Math.round(st.mtimeMs)];
         } finally {
-          await handle.close();
+          fsm.closeSync(fd);
         }
-      });
+      }
       return out;
     },
     syncfs: () =>
@@ -204,27 +175,20 @@ export function batchSteps(env: BatchEnv): BatchSteps {
       }),
     fsyncTemps: (jobs) => each(jobs, (j) => fsyncPath(tmpOf(j[1]), false)),
     async renames(jobs) {
-      if (env.blocking) {
-        // all handed to the thread pool at once (a rename over a file frees its old inode:
-        // work the kernel spreads over the cores), while this thread writes the next batch's files
-        await Promise.all(
-          jobs.map(
-            (j) =>
-              new Promise<void>((resolve, reject) =>
-                fsm.rename(tmpOf(j[1]), j[1], (err) => {
-                  if (err) return reject(err);
-                  env.renamed();
-                  resolve();
-                }),
-              ),
-          ),
-        );
-        return;
-      }
-      await each(jobs, async (j) => {
-        await fsm.promises.rename(tmpOf(j[1]), j[1]);
-        env.renamed();
-      });
+      // all handed to the thread pool at once (a rename over a file frees its old inode:
+      // work the kernel spreads over the cores), while this thread writes the next batch's files
+      await Promise.all(
+        jobs.map(
+          (j) =>
+            new Promise<void>((resolve, reject) =>
+              fsm.rename(tmpOf(j[1]), j[1], (err) => {
+                if (err) return reject(err);
+                env.renamed();
+                resolve();
+              }),
+            ),
+        ),
+      );
     },
     fsyncDirs: (jobs) => each([...new Set(jobs.map((j) => pathm.dirname(j[1])))], (dir) => fsyncPath(dir, true)),
     async write(jobs) {
@@ -351,7 +315,7 @@ export class EntityWriter {
 
   /**
    * @param options.root - the data directory (its file system is synced)
-   * @param options.concurrency - files written at once
+   * @param options.concurrency - fsyncs at once (small batches, or when `sync -f` fails)
    * @param options.onFirst - called after the first file was renamed into place
    */
   constructor({ root, concurrency = 8, onFirst = () => {} }: { root: string; concurrency?: number; onFirst?: () => void }) {
@@ -383,9 +347,8 @@ export class EntityWriter {
   }
 
   private writeHere(jobs: EntityWrite[]): Promise<Written[]> {
-    // blocking calls, a file at a time: this batch is small or the last one, so nothing waits
-    // for this thread, and they cost far less CPU per file than the promise API
-    const env: BatchEnv = { fs, path, spawn, concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES, renamed: () => this.first(), blocking: true };
+    // blocking calls on this thread: the batch is small or the last one, so nothing waits for it
+    const env: BatchEnv = { fs, path, spawn, concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES, renamed: () => this.first() };
     // one batch after the other
     const done = this.here.then(() => batchSteps(env).write(jobs.map((j) => [j.target, j.file, j.text, !!j.create])));
     this.here = done.then(
