@@ -62,9 +62,13 @@ test('10k+ hostile datagrams: the daemon stays up, accepts none, writes nothing'
     const snap = snapshotTree(b.dir, { skip });
     sent = 0;
     const counts: Record<string, number> = {};
+    let paced = 0;
     const hostile = async (kind: string, buf: Buffer) => {
       counts[kind] = (counts[kind] ?? 0) + 1;
       await send(buf);
+      // a pause now and then: on a loaded machine (other test files run beside this one) the
+      // daemon falls behind a sender that never stops, and the kernel drops what overflows
+      if (++paced % 100 === 0) await new Promise((r) => setTimeout(r, 2));
     };
 
     // 1. random bytes of random length (some starting with the magic)
