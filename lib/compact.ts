@@ -313,13 +313,18 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         to = Math.min(targets.length, from + chunkSize);
         const chunk = targets.slice(from, to);
         index.prefetch(chunk);
-        // the files of the chunk that existed at the scan
-        const texts = readFiles(chunk.filter((t) => index.statOf(t) !== undefined).map((t) => entityFile(repo, t)));
-        // the others most likely have no file: not even looked for when their folder is not in a listing
+        // The files of the chunk that existed at the scan are read (each when its turn comes: a text
+        // read just before it is used dies young); the others most likely have no file: not even
+        // looked for when their folder is not in a listing.
+        const texts = new Map<string, boolean>();
         for (const t of chunk) {
+          if (index.statOf(t) !== undefined) {
+            texts.set(entityFile(repo, t), true);
+            continue;
+          }
           const slash = t.indexOf('/');
           const listed = folders.get(t.slice(0, slash));
-          if (listed && !listed.has(t.slice(slash + 1))) texts.set(entityFile(repo, t), undefined);
+          if (listed && !listed.has(t.slice(slash + 1))) texts.set(entityFile(repo, t), false);
         }
         for (const target of chunk) {
           const fields = winners.get(target)!;
@@ -467,8 +472,8 @@ const TRUE_HASH = valueHash(true);
 
 interface ApplyArgs {
   repo: Repo;
-  /** file → its text read just before (undefined: none), for the files read ahead */
-  texts: Map<string, string | undefined>;
+  /** file → true: most likely there (read it), false: not there; other files are looked for */
+  texts: Map<string, boolean>;
   index: EntityIndex;
   clock: Clock;
   generation: number;
@@ -485,7 +490,8 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   const file = entityFile(repo, target);
   const rel = path.relative(repo.root, file);
   let entry = index.get(target);
-  let text = texts.has(file) ? texts.get(file) : readIfExists(file);
+  const hint = texts.get(file);
+  let text = hint === true ? readFile(file) : hint === false ? undefined : readIfExists(file);
   let blob = text !== undefined ? blobId(text) : undefined;
   // the file is one walnut wrote, recorded or adopted (it parses)
   let known = blob !== undefined && entry !== undefined && index.knownBlobs(target).includes(blob);
@@ -653,23 +659,19 @@ function listBusyCollections(repo: Repo, index: EntityIndex, targets: string[]):
 }
 
 /**
- * Read files: file → text (undefined when there is none). Blocking reads, one
- * after the other: a small file costs a few microseconds this way, several
- * times less CPU than through the thread pool (the promise API's `readFile`
- * makes five trips there per file), and SD cards serve one read at a time.
+ * A file's text, or undefined when there is none. A blocking read: a small
+ * file costs a few microseconds this way, several times less CPU than through
+ * the thread pool (the promise API's `readFile` makes five trips there per
+ * file), and SD cards serve one read at a time.
  */
-function readFiles(files: string[]): Map<string, string | undefined> {
-  const out = new Map<string, string | undefined>();
-  for (const file of files) {
-    try {
-      out.set(file, fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      out.set(file, undefined);
-    }
+function readFile(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    return undefined;
   }
-  return out;
 }
 
 /** A file's text, or undefined when there is none (no exception for the common case of a new entity). */

@@ -904,7 +904,7 @@ export class FileStats {
     const c = this.changes.get(target);
     if (c !== undefined) return c ?? undefined;
     const i = this.position(target);
-    return i < this.baseCount && this.targetAt(i) === target ? this.valueAt(i) : undefined;
+    return i < this.baseCount && this.compareAt(i, target) === 0 ? this.valueAt(i) : undefined;
   }
 
   set(target: string, size: number, mtimeMs: number): void {
@@ -967,10 +967,27 @@ export class FileStats {
     let hi = this.baseCount;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.targetAt(mid) < target) lo = mid + 1;
+      if (this.compareAt(mid, target) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  /**
+   * The target of line i against `target`, as `<` orders strings (UTF-16
+   * code units), without taking it out of the text: negative, 0, positive.
+   * A tab ends a line's target (a target holds none).
+   */
+  private compareAt(i: number, target: string): number {
+    const text = this.text;
+    let p = this.starts[i];
+    for (let k = 0; ; k++, p++) {
+      const a = p < text.length ? text.charCodeAt(p) : 9;
+      if (a === 9) return k === target.length ? 0 : -1;
+      if (k === target.length) return 1;
+      const d = a - target.charCodeAt(k);
+      if (d !== 0) return d;
+    }
   }
 }
 

@@ -334,6 +334,23 @@ test('FileStats: changes merged into the sorted text', () => {
   assert.equal([...base.entries()].map((e) => e[0]), ['0/first', 'a/b', 'a/c', 'a/d', 'c/last']);
 });
 
+test('FileStats.get: every target found, every other absent (prefixes, non-ASCII, astral characters, the ends)', () => {
+  const pool = ['a/b', 'a/ba', 'a/b-', 'a/bb', 'a/é', 'a/e\u0301', 'a/日本', 'a/\u{1F600}x', 'a/\uFF01', 'b/a', 'A/z', '0/0', 'z/zz', 'a/b\u00a0'];
+  for (let seed = 1; seed <= 20; seed++) {
+    let x = seed;
+    const rand = (m: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % m;
+    const present = new Set<string>();
+    for (const t of pool) if (rand(2) === 0) present.add(t);
+    for (let i = 0; i < 40; i++) present.add(`c/${rand(1000)}`);
+    const sorted = [...present].sort();
+    const stats = new FileStats(sorted.map((t, i) => `${t}\t${i}\t${i * 10}\n`).join(''));
+    for (const t of [...pool, ...Array.from({ length: 60 }, (_, i) => `c/${i * 17}`), 'a/', 'a', '', 'zz/z', '/']) {
+      const i = sorted.indexOf(t);
+      assert.equal(stats.get(t), i < 0 ? undefined : [i, i * 10], `${JSON.stringify(t)} (seed ${seed})`);
+    }
+  }
+});
+
 test('statFiles: size and mtime of regular files, -1 for the rest, with a worker thread for many', () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'a.md'), 'hello');
