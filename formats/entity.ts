@@ -238,11 +238,23 @@ function plainValue(token: string, inFlow = false): unknown {
 const PLAIN_STRING = /^\p{L}[\p{L}\p{N} _./:-]*$/u;
 const NOT_PLAIN = /: |[: ]$|^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 
+/**
+ * Strings YAML may write otherwise than as they are, whatever their first
+ * character (a subset of what yaml's `plainString` quotes or folds, made
+ * wider where that is simpler: more strings take the slow path, none a wrong one):
+ * empty; an indicator first; `?`, `:` or `-` alone or before a space; `: `,
+ * `:` at the end, ` #`, white space first or last; a flow indicator; a control,
+ * line-separator, BOM or lone-surrogate character; a document marker first.
+ */
+const NOT_PLAIN_ANY = /^$|^[ ,[\]{}#&*!|>'"%@`]|^[?:-](?: |$)|: |:$| #|^\s|\s$|[,[\]{}\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]|^(?:---|\.\.\.)/;
+
 /** A number or string as yaml writes it plain (also inside a flow list), or undefined. */
 function plainScalar(value: unknown): string | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0) ? JSON.stringify(value) : undefined;
-  if (typeof value === 'string') return PLAIN_STRING.test(value) && !NOT_PLAIN.test(value) ? value : undefined;
-  return undefined;
+  if (typeof value !== 'string') return undefined;
+  if (PLAIN_STRING.test(value)) return NOT_PLAIN.test(value) ? undefined : value;
+  // not a letter first (phone numbers, codes, dates): plain unless yaml would read it as something else
+  return NOT_PLAIN_ANY.test(value) || CORE_NOT_STRING.some((r) => r.test(value)) ? undefined : value;
 }
 
 /** A value as YAML text on one line (a block scalar would need indentation). */
@@ -255,10 +267,19 @@ export function yamlValue(value: unknown): string {
     if (!items.includes(undefined)) return `[ ${items.join(', ')} ]`;
   }
   if (value !== null && typeof value === 'object') {
-    return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd();
+    return dropNewline(stringify(value, { collectionStyle: 'flow', lineWidth: 0 }));
   }
-  const text = stringify(value, { lineWidth: 0 }).trimEnd();
+  const text = dropNewline(stringify(value, { lineWidth: 0 }));
   return text.includes('\n') ? JSON.stringify(value) : text;
+}
+
+/**
+ * yaml's text without the newline it ends with. Only that: a value may end
+ * in white space that YAML keeps (a no-break space, U+3000), and trimming it
+ * would change the value ('1\u00a0' would read back as the number 1).
+ */
+function dropNewline(text: string): string {
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
 }
 
 const keyTexts = new Map<string, string>();
@@ -266,7 +287,7 @@ const keyTexts = new Map<string, string>();
 function yamlKey(key: string): string {
   let text = keyTexts.get(key);
   if (text === undefined) {
-    text = stringify(key, { lineWidth: 0 }).trimEnd();
+    text = dropNewline(stringify(key, { lineWidth: 0 }));
     if (text.includes('\n')) text = JSON.stringify(key);
     if (keyTexts.size < 10_000) keyTexts.set(key, text);
   }

@@ -32,7 +32,7 @@ import { scanSegment, SegmentWriter, type ReadIssue } from './journal.js';
 import { withLease } from './lease.js';
 import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stableJson, type Checkpoint, type FieldStamp } from './state.js';
 import { recordEdits, fileFields, readFileChange, type BrokenFile, type RecordResult } from './record.js';
-import { allSegments, entityFile } from './view.js';
+import { allSegments, entityFile, ENTITY_FILE } from './view.js';
 import { blobId } from './hash.js';
 import { restoreGitBases } from './hooks.js';
 import { syncWritten } from './fsutil.js';
@@ -488,7 +488,7 @@ interface ApplyArgs {
 /** Decide the new content of one entity; returns a write job when the file changes. */
 function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, texts }: ApplyArgs): WriteJob | undefined {
   const file = entityFile(repo, target);
-  const rel = path.relative(repo.root, file);
+  const rel = `${target}/${ENTITY_FILE}`; // path.relative(repo.root, file): a target is two plain names
   let entry = index.get(target);
   const hint = texts.get(file);
   let text = hint === true ? readFile(file) : hint === false ? undefined : readIfExists(file);

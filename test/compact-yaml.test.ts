@@ -10,10 +10,11 @@ import { stringify } from 'yaml';
 import { editEntity, parseEntity, updateEntity, yamlValue, BODY_FIELD } from '../formats/entity.js';
 import { FormatError } from '../lib/errors.js';
 
-/** yamlValue without its fast paths: what it returned before them. */
+/** yamlValue without its fast paths: yaml's text without its last newline, JSON for more lines. */
 function slowValue(value: unknown): string {
-  if (value !== null && typeof value === 'object') return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd();
-  const text = stringify(value, { lineWidth: 0 }).trimEnd();
+  const drop = (t: string) => (t.endsWith('\n') ? t.slice(0, -1) : t);
+  if (value !== null && typeof value === 'object') return drop(stringify(value, { collectionStyle: 'flow', lineWidth: 0 }));
+  const text = drop(stringify(value, { lineWidth: 0 }));
   return text.includes('\n') ? JSON.stringify(value) : text;
 }
 
@@ -27,14 +28,16 @@ function random(seed: number) {
 }
 
 test('yamlValue: strings, as yaml writes them', () => {
-  const alphabet = ['a', 'Z', 'é', 'ß', '東', 'ж', '0', '7', '²', ' ', ' ', '-', '.', '/', '_', ':', '#', ',', '[', ']', '{', '}', '&', '*', '!', '|', '>', "'", '"', '%', '@', '`', '?', '~', '\t', '\n', '+', '='];
+  const alphabet = ['a', 'Z', 'é', 'ß', '東', 'ж', '0', '7', '²', ' ', ' ', '-', '.', '/', '_', ':', '#', ',', '[', ']', '{', '}', '&', '*', '!', '|', '>', "'", '"', '%', '@', '`', '?', '~', '\t', '\n', '+', '=', 'e', 'x', 'o', '\u0085', '\u00a0', '\u2028', '\ufeff', '\ud83d', '\ude00', '(', '$', '<'];
   const rnd = random(7);
-  const fixed = ['yes', 'No', 'on', 'true', 'True', 'TRUE', 'false', 'null', 'Null', 'NULL', 'nan', 'inf', 'Infinity', 'e5', 'x1', 'a - b', 'a:b', 'a: b', 'a:', 'a ', 'a #b', 'a#b', 'https://c-21.example.com/juniper', 'São Paulo', 'Zürich', 'c-000123', 'a  b', 'a..', 'a/', 'y', 'n', '~'];
+  const fixed = ['yes', 'No', 'on', 'true', 'True', 'TRUE', 'false', 'null', 'Null', 'NULL', 'nan', 'inf', 'Infinity', 'e5', 'x1', 'a - b', 'a:b', 'a: b', 'a:', 'a ', 'a #b', 'a#b', 'https://c-21.example.com/juniper', 'São Paulo', 'Zürich', 'c-000123', 'a  b', 'a..', 'a/', 'y', 'n', '~',
+    '+1 555 0123', '+1', '-1', '0123', '1e5', '1E5', '0x1F', '0o17', '0b1', '.5', '5.', '+.inf', '-.Inf', '.nan', '.NaN', '1_000', '12:30', '2026-11-22', '2026-11-22T10:00:00Z',
+    '...', '---', '--- x', '... x', '...x', '---x', '-a', '- a', '-', '?a', '? a', '?', ':a', ': a', ':', '%a', '1 #2', '1#2', '1,2', '1 ', ' 1', 'a\u0085b', '1\u00a0', '\u00a0a', 'a\u2028b', '1\ufeff', '\ud800x', '+ 1', '=', '<a>', '$5', '(1)', '1/2', '1.2.3', '0.0.0.0', '1-2', '~a', 'a~'];
   let fast = 0;
   const strings = [...fixed];
-  for (let i = 0; i < 20000; i++) {
+  for (let i = 0; i < 60000; i++) {
     const len = 1 + Math.floor(rnd() * 8);
-    let s = rnd() < 0.6 ? 'abc'[Math.floor(rnd() * 3)] : '';
+    let s = rnd() < 0.4 ? 'abc'[Math.floor(rnd() * 3)] : rnd() < 0.5 ? '+-0123456789.'[Math.floor(rnd() * 13)] : '';
     for (let j = 0; j < len; j++) s += alphabet[Math.floor(rnd() * alphabet.length)];
     strings.push(s);
   }
@@ -49,6 +52,16 @@ test('yamlValue: strings, as yaml writes them', () => {
     const n = Math.floor(rnd() * 4);
     for (let j = 0; j < n; j++) list.push(rnd() < 0.3 ? Math.floor((rnd() - 0.5) * 1e6) / 100 : strings[Math.floor(rnd() * strings.length)]);
     assert.is(yamlValue(list), slowValue(list), JSON.stringify(list));
+  }
+});
+
+test('values and keys that end (or start) in white space YAML keeps read back as they were written', () => {
+  const spaces = ['\u00a0', '\u1680', '\u2000', '\u2009', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff', '\u0085', ' ', '\t'];
+  for (const sp of spaces) {
+    for (const value of [`1${sp}`, `${sp}`, `a${sp}`, `${sp}a`, `true${sp}`, `x y${sp}${sp}`, [`1${sp}`, 'b'], { k: `v${sp}` }]) {
+      const text = updateEntity('', new Map<string, unknown>([['k', value], [`key${sp}`, 1]]));
+      assert.equal(parseEntity(text).data, { k: value, [`key${sp}`]: 1 }, `${JSON.stringify(value)} in ${JSON.stringify(text)}`);
+    }
   }
 });
 
