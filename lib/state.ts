@@ -351,15 +351,16 @@ export class EntityIndex {
     this.rolledBack.set(target, blobs);
   }
 
-  private readAt(off: number, len: number): Buffer {
-    const buf = Buffer.allocUnsafe(len);
+  /** `len` bytes at `off` (fewer at the end of the file), in a new buffer or at the start of `into`. */
+  private readAt(off: number, len: number, into?: Buffer): Buffer {
+    const buf = into ?? Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
       const n = fs.readSync(this.fd!, buf, got, len - got, off + got);
       if (n === 0) break;
       got += n;
     }
-    return got === len ? buf : buf.subarray(0, got);
+    return got === buf.length ? buf : buf.subarray(0, got);
   }
 
   private loadKeys(): { targets: string[]; offsets: number[] } {
@@ -582,8 +583,11 @@ export class EntityIndex {
     if (this.version !== 2) return;
     let pos = V2_HEADER_BYTES;
     let carry = '';
+    // one buffer for every piece: a read of the whole base (a merge: tens of MB) leaves no
+    // trail of dead 1 MiB buffers outside the heap, that the process would keep as RSS
+    const piece = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(0, this.baseEnd - pos)));
     while (pos < this.baseEnd) {
-      const buf = this.readAt(pos, Math.min(CHUNK, this.baseEnd - pos));
+      const buf = this.readAt(pos, Math.min(CHUNK, this.baseEnd - pos), piece); // len bytes at most: a view of them
       pos += buf.length;
       const cut = buf.lastIndexOf(NL) + 1;
       const text = carry + buf.toString('utf8', 0, cut);
@@ -858,8 +862,21 @@ export class EntityIndex {
   }
 }
 
+/**
+ * A buffer the texts written by `writeAll` are encoded into, reused (a save
+ * or merge writes many pieces of about CHUNK bytes: one buffer each would
+ * pile up outside the heap until a GC, and stay in the process's RSS).
+ */
+let scratch: Buffer | undefined;
+
 function writeAll(fd: number, text: string, position: number): void {
-  const buf = Buffer.from(text, 'utf8');
+  const need = Buffer.byteLength(text);
+  let buf: Buffer;
+  if (need > 4 * CHUNK) buf = Buffer.from(text, 'utf8'); // rare: not kept
+  else {
+    if (!scratch || scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, CHUNK + (CHUNK >> 2)));
+    buf = scratch.subarray(0, scratch.write(text, 0, 'utf8'));
+  }
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
 }

@@ -135,6 +135,55 @@ test('the log is merged into a sorted base; lookups read the base; later lines w
   index.close();
 });
 
+test('a base of several MiB is written and read back in pieces through one buffer, merge after merge', () => {
+  const r = repo();
+  const ts = targets(12_000); // ~2.5 MiB of lines: saves and merges write, and reads read, several 1 MiB pieces
+  const expected = new Map<string, IndexEntry>();
+  let index = EntityIndex.load(r, 0);
+  ts.forEach((t, i) => {
+    const e = entry(i, 1, { blob: blob(i), size: i });
+    index.set(t, e);
+    expected.set(t, e);
+  });
+  index.save();
+  index.close();
+  for (let gen = 1; gen <= 3; gen++) {
+    index = EntityIndex.load(r, gen);
+    index.tidy(); // a merge of everything so far
+    index.close();
+    index = EntityIndex.load(r, gen);
+    // every entry as written, read through the pieces of the base
+    for (const [t, e] of index.entries()) {
+      const want = expected.get(t)!;
+      assert.ok(want, t);
+      assert.is(e.blob, want.blob, t);
+      assert.is(e.size, want.size, t);
+    }
+    assert.is([...index.targets()].length, ts.length);
+    // change a third of them for the next round
+    for (let i = gen % 3; i < ts.length; i += 3) {
+      const e = entry(i, gen + 1, { blob: blob(gen * 100_000 + i), size: gen * 100_000 + i });
+      index.set(ts[i], e);
+      expected.set(ts[i], e);
+    }
+    index.save();
+    index.close();
+    const limit = INDEX_LIMITS.logLines;
+    INDEX_LIMITS.logLines = 5;
+    try {
+      index = EntityIndex.load(r, gen + 1);
+      index.tidy();
+      index.close();
+    } finally {
+      INDEX_LIMITS.logLines = limit;
+    }
+  }
+  assert.ok(fs.statSync(path.join(r.dir, 'index')).size > 2 * 1024 * 1024, 'the base is larger than two pieces');
+  index = EntityIndex.load(r, 4);
+  for (const i of [0, 1, 2, 5_999, 11_999]) assert.is(index.get(ts[i])!.blob, expected.get(ts[i])!.blob);
+  index.close();
+});
+
 test('prefetch: lookups after reading a chunk of the base at once give what single lookups give', () => {
   const r = repo();
   const ts = targets(3000);
