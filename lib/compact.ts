@@ -316,20 +316,20 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         // The files of the chunk that existed at the scan are read (each when its turn comes: a text
         // read just before it is used dies young); the others most likely have no file: not even
         // looked for when their folder is not in a listing.
-        const texts = new Map<string, boolean>();
+        const present = new Map<string, boolean>();
         for (const t of chunk) {
           if (index.statOf(t) !== undefined) {
-            texts.set(entityFile(repo, t), true);
+            present.set(entityFile(repo, t), true);
             continue;
           }
           const slash = t.indexOf('/');
           const listed = folders.get(t.slice(0, slash));
-          if (listed && !listed.has(t.slice(slash + 1))) texts.set(entityFile(repo, t), false);
+          if (listed && !listed.has(t.slice(slash + 1))) present.set(entityFile(repo, t), false);
         }
         for (const target of chunk) {
           const fields = winners.get(target)!;
           winners.delete(target);
-          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, texts });
+          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, present });
           if (job && job.text === undefined && !dryRun) trash.push(job);
           else if (job) writes.push(job);
         }
@@ -473,7 +473,7 @@ const TRUE_HASH = valueHash(true);
 interface ApplyArgs {
   repo: Repo;
   /** file → true: most likely there (read it), false: not there; other files are looked for */
-  texts: Map<string, boolean>;
+  present: Map<string, boolean>;
   index: EntityIndex;
   clock: Clock;
   generation: number;
@@ -486,11 +486,11 @@ interface ApplyArgs {
 }
 
 /** Decide the new content of one entity; returns a write job when the file changes. */
-function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, texts }: ApplyArgs): WriteJob | undefined {
+function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, present }: ApplyArgs): WriteJob | undefined {
   const file = entityFile(repo, target);
   const rel = `${target}/${ENTITY_FILE}`; // path.relative(repo.root, file): a target is two plain names
   let entry = index.get(target);
-  const hint = texts.get(file);
+  const hint = present.get(file);
   let text = hint === true ? readFile(file) : hint === false ? undefined : readIfExists(file);
   let blob = text !== undefined ? blobId(text) : undefined;
   // the file is one walnut wrote, recorded or adopted (it parses)
