@@ -40,6 +40,15 @@ function targets(n: number): string[] {
   return out;
 }
 
+/** A new index of generation 1 with `entry(i, 1)` for each of `targets(n)`, saved (still open). */
+function savedIndex(r: Repo, n: number): { index: EntityIndex; ts: string[] } {
+  const ts = targets(n);
+  const index = EntityIndex.load(r, 0);
+  ts.forEach((t, i) => index.set(t, entry(i, 1)));
+  index.save();
+  return { index, ts };
+}
+
 function indexText(r: Repo): string {
   return fs.readFileSync(path.join(r.dir, 'index'), 'utf8');
 }
@@ -98,10 +107,9 @@ test('lines newer than the checkpoint are rolled back, their blobs still known',
 
 test('the log is merged into a sorted base; lookups read the base; later lines win', () => {
   const r = repo();
-  const ts = targets(3000);
-  let index = EntityIndex.load(r, 0);
-  ts.forEach((t, i) => index.set(t, entry(i, 1)));
-  index.save();
+  const saved = savedIndex(r, 3000);
+  const ts = saved.ts;
+  let index = saved.index;
   index.set(ts[7], entry(9999, 1)); // a second line for one target
   index.save();
   index.close();
@@ -186,10 +194,9 @@ test('a base of several MiB is written and read back in pieces through one buffe
 
 test('prefetch: lookups after reading a chunk of the base at once give what single lookups give', () => {
   const r = repo();
-  const ts = targets(3000);
-  let index = EntityIndex.load(r, 0);
-  ts.forEach((t, i) => index.set(t, entry(i, 1)));
-  index.save();
+  const saved = savedIndex(r, 3000);
+  const ts = saved.ts;
+  let index = saved.index;
   index.close();
   index = EntityIndex.load(r, 1);
   index.tidy(); // a base of many 4 KiB groups
