@@ -253,7 +253,8 @@ function plainScalar(value: unknown): string | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0) ? JSON.stringify(value) : undefined;
   if (typeof value !== 'string') return undefined;
   if (PLAIN_STRING.test(value)) return NOT_PLAIN.test(value) ? undefined : value;
-  // not a letter first (phone numbers, codes, dates): plain unless yaml would read it as something else
+  // any other string (a character PLAIN_STRING does not take: phone numbers, codes, dates): plain unless
+  // yaml would quote it or read it as something else
   return NOT_PLAIN_ANY.test(value) || CORE_NOT_STRING.some((r) => r.test(value)) ? undefined : value;
 }
 
