@@ -14,7 +14,11 @@
  *     memory; each file is written once), apply winners newer than the stamps
  *     in the index; only changed keys are rewritten, untouched files are not
  *     written at all; files are replaced by temp + rename, a batch at a
- *     time, with a syncfs before and after the renames (lib/entity-writer.ts);
+ *     time, with a syncfs before and after the renames (lib/entity-writer.ts).
+ *     A pass of several chunks is a pipeline: while a chunk is computed, the
+ *     next chunk's files are read and the chunks before are written on the
+ *     writer's thread, and the index lines saved for the chunk before are
+ *     fsynced on the thread pool;
  *  4. save the index (lines of the new generation), then the checkpoint, which
  *     commits the generation; then a `system sync_checkpoint` record.
  *
@@ -36,7 +40,7 @@ import { allSegments, entityFile, ENTITY_FILE } from './view.js';
 import { blobId } from './hash.js';
 import { restoreGitBases } from './hooks.js';
 import { syncWritten } from './fsutil.js';
-import { EntityWriter, type EntityWrite } from './entity-writer.js';
+import { EntityWriter, type EntityWrite, type FileText } from './entity-writer.js';
 import type { Repo } from './repo.js';
 
 /** Named points where a test can make compaction die (see `crashPoint`). */
@@ -253,6 +257,8 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
   let toWrite = 0;
   let written = 0;
   let chunkSize = FIRST_CHUNK_TARGETS;
+  /** every index line saved so far is on disk */
+  let indexDurable = Promise.resolve();
   try {
     for (let pass = 0; pass < passes; pass++) {
       const winners: Winners = new Map();
@@ -304,18 +310,15 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
       const folders = listBusyCollections(repo, index, targets);
       // In chunks of targets: the pending index lines, file texts and parsed
       // entities of a few chunks at a time stay in memory, however many entities change.
-      for (let from = 0, to = 0; from < targets.length; from = to) {
+      const chunkAt = (from: number): Chunk => {
         // Small chunks first, doubling: the disk starts working early, and little is left to write
         // after the last one. A pass of at most one full chunk is one chunk: every chunk costs two
         // syncs of the file system, which a small run would pay several times for no overlap.
         if (targets.length <= CHUNK_TARGETS) chunkSize = CHUNK_TARGETS;
         else chunkSize = from === 0 && pass === 0 ? FIRST_CHUNK_TARGETS : Math.min(CHUNK_TARGETS, chunkSize * 2);
-        to = Math.min(targets.length, from + chunkSize);
-        const chunk = targets.slice(from, to);
-        index.prefetch(chunk);
-        // The files of the chunk that existed at the scan are read (each when its turn comes: a text
-        // read just before it is used dies young); the others most likely have no file: not even
-        // looked for when their folder is not in a listing.
+        const chunk = targets.slice(from, Math.min(targets.length, from + chunkSize));
+        // The files of the chunk that existed at the scan are read; the others most likely have
+        // no file: not even looked for when their folder is not in a listing.
         const present = new Map<string, boolean>();
         for (const t of chunk) {
           if (index.statOf(t) !== undefined) {
@@ -326,26 +329,47 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
           const listed = folders.get(t.slice(0, slash));
           if (listed && !listed.has(t.slice(slash + 1))) present.set(entityFile(repo, t), false);
         }
+        return { from, to: from + chunk.length, targets: chunk, present };
+      };
+      for (let cur = targets.length > 0 ? chunkAt(0) : undefined; cur; ) {
+        const { to, targets: chunk, present } = cur;
+        index.prefetch(chunk);
+        // The next chunk's files are read on the writer's thread while this one is computed
+        // (a text read a chunk ahead dies young all the same); this chunk's files that were
+        // not read ahead are read when their turn comes.
+        const next = to < targets.length ? chunkAt(to) : undefined;
+        if (next && writer) next.texts = readAhead(writer, next, (t) => entityFile(repo, t));
+        const texts = cur.texts ? await cur.texts : undefined;
+        cur = next;
         for (const target of chunk) {
           const fields = winners.get(target)!;
           winners.delete(target);
-          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, present });
+          const job = applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, present, texts });
           if (job && job.text === undefined && !dryRun) trash.push(job);
           else if (job) writes.push(job);
         }
         if (writer) {
           // Intent first: the new blobs are in the index before any file is
-          // replaced, so a crash mid-way never takes walnut's own writes for hand edits.
-          index.save();
-          crashPoint('compact:after-index');
-          for (const job of trash) moveToTrash(repo, job.target, job.file, generation, trashDirs);
+          // replaced, so a crash mid-way never takes walnut's own writes for hand
+          // edits. The index is fsynced on the thread pool while the next chunk
+          // is computed; the chunk's files are handed over once it is done (in order).
+          const saved = index.saveAsync();
+          indexDurable = Promise.all([indexDurable, saved]).then(() => {});
           const more = to < targets.length || pass + 1 < passes;
           toWrite += writes.length;
-          const batch = writer.write(writes.splice(0) as EntityWrite[], more).then((done) => {
-            for (const [target, size, mtimeMs] of done) index.noteStat(target, size, mtimeMs); // the stat shortcut (stat cache, written after the checkpoint)
-            written += done.length;
-            onProgress?.({ phase: 'write', done: written, total: toWrite });
-          });
+          const jobs = writes.splice(0) as EntityWrite[];
+          const moves = trash.splice(0);
+          const batch = indexDurable
+            .then(() => {
+              crashPoint('compact:after-index');
+              for (const job of moves) moveToTrash(repo, job.target, job.file, generation, trashDirs);
+              return writer.write(jobs, more);
+            })
+            .then((done) => {
+              for (const [target, size, mtimeMs] of done) index.noteStat(target, size, mtimeMs); // the stat shortcut (stat cache, written after the checkpoint)
+              written += done.length;
+              onProgress?.({ phase: 'write', done: written, total: toWrite });
+            });
           batch.catch(() => {}); // awaited below
           inFlight.push(batch);
           while (inFlight.length > MAX_BATCHES_IN_FLIGHT) await inFlight.shift();
@@ -398,7 +422,21 @@ function offer(winners: Winners, target: string, field: string, stamp: string, v
   // with a fixed-length hash), and an equal stamp is the same record
   if (cur !== undefined && stamp < cur) return;
   // join copies: a substring of the record text would keep the whole record alive
-  fields.set(cur === undefined ? flat(field) : field, [stamp, value].join('\x1f'));
+  fields.set(cur === undefined ? fieldName(field) : field, [stamp, value].join('\x1f'));
+}
+
+/** Field names seen (a data set has few): one flat copy of each, shared by every entity that has it. */
+const fieldNames = new Map<string, string>();
+const MAX_FIELD_NAMES = 10_000;
+
+/** A field name as `fieldNames` holds it (or a flat copy, past MAX_FIELD_NAMES names). */
+function fieldName(field: string): string {
+  let name = fieldNames.get(field);
+  if (name === undefined) {
+    name = flat(field);
+    if (fieldNames.size < MAX_FIELD_NAMES) fieldNames.set(name, name);
+  }
+  return name;
 }
 
 /** A copy of a string that holds no reference to a larger one (V8 slices keep their parent alive). */
@@ -470,6 +508,28 @@ function recordPass(passes: number): (bytes: Buffer) => number {
 
 const TRUE_HASH = valueHash(true);
 
+/** A chunk of a pass's targets. */
+interface Chunk {
+  from: number;
+  to: number;
+  targets: string[];
+  /** file → true: most likely there, false: not there (see ApplyArgs) */
+  present: Map<string, boolean>;
+  /** its files read ahead (`readAhead`) */
+  texts?: Promise<Map<string, FileText>>;
+}
+
+/** Read a chunk's files on the writer's thread: those that may be there (present true or unknown). */
+async function readAhead(writer: EntityWriter, chunk: Chunk, fileOf: (target: string) => string): Promise<Map<string, FileText>> {
+  const files: string[] = [];
+  for (const t of chunk.targets) {
+    const file = fileOf(t);
+    if (chunk.present.get(file) !== false) files.push(file);
+  }
+  const texts = await writer.read(files);
+  return new Map(files.map((f, i) => [f, texts[i]]));
+}
+
 interface ApplyArgs {
   repo: Repo;
   /** file → true: most likely there (read it), false: not there; other files are looked for */
@@ -483,15 +543,18 @@ interface ApplyArgs {
   dryRun: boolean;
   listLimit: number;
   stillDeferred: Winners;
+  /** files read ahead: text, or null when there is none (others are read here) */
+  texts?: Map<string, FileText>;
 }
 
 /** Decide the new content of one entity; returns a write job when the file changes. */
-function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, present }: ApplyArgs): WriteJob | undefined {
+function applyTarget({ repo, index, clock, generation, target, fields, result, dryRun, listLimit, stillDeferred, present, texts }: ApplyArgs): WriteJob | undefined {
   const file = entityFile(repo, target);
   const rel = `${target}/${ENTITY_FILE}`; // path.relative(repo.root, file): a target is two plain names
   let entry = index.get(target);
   const hint = present.get(file);
-  let text = hint === true ? readFile(file) : hint === false ? undefined : readIfExists(file);
+  const ahead = texts?.get(file);
+  let text = typeof ahead === 'string' ? ahead : ahead === null || hint === false ? undefined : hint === true ? readFile(file) : readIfExists(file);
   let blob = text !== undefined ? blobId(text) : undefined;
   // the file is one walnut wrote, recorded or adopted (it parses)
   let known = blob !== undefined && entry !== undefined && index.knownBlobs(target).includes(blob);
@@ -593,7 +656,7 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
       if (field === DELETED_FIELD) continue;
       const was = current.get(field);
       const isNull = value === null || (field === BODY_FIELD && value === '');
-      if (isNull ? was === undefined || (field === BODY_FIELD && was === '') : was !== undefined && stableJson(was) === stableJson(value)) continue;
+      if (isNull ? was === undefined || (field === BODY_FIELD && was === '') : was !== undefined && sameValue(was, value)) continue;
       edits.set(field, value);
       if (view.fields.length < 100) view.fields.push({ field, from: was, to: value });
     }
@@ -623,6 +686,12 @@ function applyTarget({ repo, index, clock, generation, target, fields, result, d
   }
   if (newText !== undefined && (dryRun || result.changes.length < listLimit)) result.changes.push(view);
   return newText !== undefined ? { target, file, text: newText, create: text === undefined } : undefined;
+}
+
+/** Equal as JSON values (object keys in any order); most values are strings or numbers, compared as they are. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  return typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && stableJson(a) === stableJson(b);
 }
 
 /** A pass with at least this many entities the stat cache does not know in one collection lists that collection once. */

@@ -28,6 +28,11 @@
  * The caller keeps the crash-safety order: the index lines of a batch are
  * saved (fsynced) before the batch is handed over, and every batch is done
  * before the checkpoint is written.
+ *
+ * The worker also reads files for the caller (`read`), in between the files
+ * it writes: a compaction has the next chunk's entity files read there while
+ * it computes the current chunk, so that its own thread does not wait on
+ * the reads.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -88,12 +93,16 @@ export interface BatchSteps {
   write(jobs: Job[]): Promise<Written[]>;
 }
 
-/** A message of the worker: after the first rename, a batch durable, a batch failed. */
-export type WriterMessage = { first: true } | { id: number; out: Written[] } | { id: number; error: { message: string; code?: string } };
+/** A message of the worker: after the first rename, a batch durable, a batch failed, files read. */
+export type WriterMessage = { first: true } | { id: number; out: Written[] } | { id: number; error: { message: string; code?: string } } | { read: number; texts: FileText[] };
+
+/** A file read: its text, null when there is no such file, undefined when it could not be read (read it again, for the error). */
+export type FileText = string | null | undefined;
 
 /**
  * The worker: CommonJS, self-contained (it runs from this text, so the bundle
- * needs no second entry point). Messages in: `{ id, jobs: Job[] }`; out:
+ * needs no second entry point). Messages in: `{ id, jobs: Job[] }` (a batch),
+ * `{ read, files }` (files to read now, in between batches); out:
  * `WriterMessage`s. Batches are written in order, overlapping (`pipeline`).
  */
 const WORKER_SOURCE = `
@@ -106,7 +115,14 @@ const env = { fs, path, spawn, concurrency: workerData.concurrency, suffix: work
   renamed: () => { if (first) { first = false; parentPort.postMessage({ first: true }); } } };
 const steps = (${batchSteps.toString()})(env);
 const add = (${pipeline.toString()})(steps, (m) => parentPort.postMessage(m));
-parentPort.on('message', (batch) => add(batch.id, batch.jobs));
+const readText = (file) => {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    return err.code === 'ENOENT' || err.code === 'ENOTDIR' ? null : undefined;
+  }
+};
+parentPort.on('message', (m) => (m.read !== undefined ? parentPort.postMessage({ read: m.read, texts: m.files.map(readText) }) : add(m.id, m.jobs)));
 `;
 
 /**
@@ -312,6 +328,8 @@ export class EntityWriter {
   private readonly onFirst: () => void;
   private readonly root: string;
   private here = Promise.resolve();
+  private reads = new Map<number, (texts: FileText[]) => void>();
+  private nextRead = 0;
 
   /**
    * @param options.root - the data directory (its file system is synced)
@@ -364,6 +382,11 @@ export class EntityWriter {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { concurrency: this.concurrency, suffix: TEMP_SUFFIX, root: this.root, syncMin: SYNCFS_MIN_FILES }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
     worker.on('message', (m: WriterMessage) => {
       if ('first' in m) return this.first();
+      if ('read' in m) {
+        const r = this.reads.get(m.read);
+        this.reads.delete(m.read);
+        return r?.(m.texts);
+      }
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
@@ -377,6 +400,7 @@ export class EntityWriter {
       this.failure ??= err;
       for (const w of this.waiting.values()) w.reject(err);
       this.waiting.clear();
+      this.unread();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {
@@ -385,10 +409,32 @@ export class EntityWriter {
     this.worker = worker;
   }
 
+  /**
+   * Read files on the worker thread (started if need be), while this thread
+   * computes: their texts, null for a file that is not there, undefined for
+   * one to read again here (another error, or the worker stopped).
+   */
+  read(files: string[]): Promise<FileText[]> {
+    if (this.failure) return Promise.resolve(files.map(() => undefined));
+    if (!this.worker) this.startWorker();
+    const id = this.nextRead++;
+    return new Promise((resolve) => {
+      this.reads.set(id, resolve);
+      this.worker!.postMessage({ read: id, files });
+    });
+  }
+
+  /** Reads still waiting get "read it again" for every file (an empty list). */
+  private unread(): void {
+    for (const resolve of this.reads.values()) resolve([]);
+    this.reads.clear();
+  }
+
   /** Stop the worker thread (after every batch was awaited). */
   async close(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
+    this.unread();
     if (worker) await worker.terminate();
   }
 }

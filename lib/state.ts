@@ -649,7 +649,24 @@ export class EntityIndex {
 
   /** Append the changed entries to the log (fsync). */
   save(): void {
-    if (this.dirty.size === 0) return;
+    const fd = this.append();
+    if (fd !== undefined) fs.fsyncSync(fd);
+  }
+
+  /**
+   * `save` with the fsync on the thread pool: the entries are appended now,
+   * and on disk when the promise resolves (the caller goes on computing
+   * meanwhile). Keep the index open until then.
+   */
+  saveAsync(): Promise<void> {
+    const fd = this.append();
+    if (fd === undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Append the changed entries to the log, not synced; the file's descriptor, or undefined when nothing changed. */
+  private append(): number | undefined {
+    if (this.dirty.size === 0) return undefined;
     // Only appends here: a merge now would drop the committed lines that an
     // unfinished generation must roll back to (see `tidy`).
     const fd = this.writable();
@@ -672,12 +689,12 @@ export class EntityIndex {
       }
     }
     if (chunk.length) writeAll(fd, chunk.join(''), chunkStart);
-    fs.fsyncSync(fd);
     this.end = pos;
     this.lastRead = undefined;
     this.logLines += locs.length;
     for (const [target, loc] of locs) this.log.set(target, loc);
     this.dirty.clear();
+    return fd;
   }
 
   /**

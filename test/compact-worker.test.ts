@@ -1,7 +1,8 @@
 /**
  * A compaction of several chunks writes the entity files on the entity
  * writer's worker thread, in overlapping batches; a dry run writes nothing.
- * Over updates, a hand edit, a file that does not parse, a deletion, a
+ * Over updates, hand edits, files that do not parse, deletions (in the first
+ * chunk, and in later chunks whose files are read ahead on the writer's thread), a
  * re-creation after a deletion and a removed key, the real run must show the
  * same changes as the dry run, and every file must hold exactly what its
  * records say.
@@ -23,6 +24,10 @@ function line(ms: number, node: string, target: string, field: string, value: un
 }
 
 const t0 = Date.parse('2026-11-20T08:00:00.000Z');
+// in the first chunk (read when their turn comes) and in later ones (read ahead on the writer's thread)
+const EDITED = [5, 2005];
+const BROKEN = [7, 2401];
+const DELETED = [9, 1501];
 const slug = (i: number) => `companies/e-${String(i).padStart(4, '0')}`;
 const file = (r: Repo, i: number) => path.join(r.root, slug(i), '_index.md');
 
@@ -34,13 +39,13 @@ test('a run of several chunks changes what its dry run shows, and every file hol
   const made = await compact({ repo: r });
   assert.is(made.created, N);
 
-  // by hand: an edit, a file broken, a file that walnut never wrote
-  fs.writeFileSync(file(r, 5), '---\nname: Five by hand\ncity: City 5\nsize: 5\n---\nNotes by hand\n');
-  fs.writeFileSync(file(r, 7), '---\nname: [unclosed\n---\n');
+  // by hand: an edit, a file broken; in the first chunk and in later ones (their files read ahead)
+  for (const i of EDITED) fs.writeFileSync(file(r, i), `---\nname: By hand ${i}\ncity: City ${i % 17}\nsize: ${i}\n---\nNotes by hand\n`);
+  for (const i of BROKEN) fs.writeFileSync(file(r, i), '---\nname: [unclosed\n---\n');
   const t1 = t0 + 3_600_000;
   const second: string[] = [];
   for (let i = 0; i < N; i++) if (i % 3 !== 2) second.push(line(t1 + i, 'pi-02', slug(i), 'name', `Name2 ${i}`));
-  second.push(line(t1 + 10_000, 'pi-02', slug(9), '@deleted', true));
+  for (const i of DELETED) second.push(line(t1 + 10_000, 'pi-02', slug(i), '@deleted', true));
   second.push(line(t1 + 10_000, 'pi-02', slug(11), '@deleted', true), line(t1 + 10_001, 'pi-02', slug(11), 'name', 'Eleven again'));
   second.push(line(t1 + 10_000, 'pi-02', slug(13), 'city', null));
   fs.writeFileSync(path.join(r.wal, '20261120_pi-02.usv'), second.join(''));
@@ -58,28 +63,28 @@ test('a run of several chunks changes what its dry run shows, and every file hol
   );
   assert.equal(
     real.broken.map((b) => b.target),
-    [slug(7)],
+    BROKEN.map(slug),
   );
-  assert.is(real.deleted, 1);
+  assert.is(real.deleted, DELETED.length);
   assert.ok(real.updated > N / 2, `${real.updated} updated`);
 
   for (let i = 0; i < N; i++) {
     const at = file(r, i);
-    if (i === 9) {
+    if (DELETED.includes(i)) {
       assert.not.ok(fs.existsSync(at), 'deleted');
+      assert.ok(fs.existsSync(path.join(r.dir, 'trash', slug(i))), 'the deleted file is in the trash');
       continue;
     }
     const text = fs.readFileSync(at, 'utf8');
-    if (i === 7) assert.is(text, '---\nname: [unclosed\n---\n', 'the broken file is left as it is');
+    if (BROKEN.includes(i)) assert.is(text, '---\nname: [unclosed\n---\n', 'the broken file is left as it is');
     else if (i === 11) assert.is(text, '---\nname: Eleven again\n---\n', 're-created: only what was written after the deletion');
-    else if (i === 5) assert.is(text, '---\nname: Five by hand\ncity: City 5\nsize: 5\n---\nNotes by hand\n', 'the hand edit (recorded now: newer than the records) is kept');
+    else if (EDITED.includes(i)) assert.is(text, `---\nname: By hand ${i}\ncity: City ${i % 17}\nsize: ${i}\n---\nNotes by hand\n`, 'the hand edit (recorded now: newer than the records) is kept');
     else {
       const name = i % 3 !== 2 ? `Name2 ${i}` : `Name ${i}`;
       const city = i === 13 ? '' : `city: City ${i % 17}\n`;
       assert.is(text, `---\nname: ${name}\n${city}size: ${i}\n---\n`, slug(i));
     }
   }
-  assert.ok(fs.existsSync(path.join(r.dir, 'trash', slug(9))), 'the deleted file is in the trash');
   // the dry run wrote nothing
   assert.is(fs.readFileSync(path.join(copy, slug(0), '_index.md'), 'utf8'), '---\nname: Name 0\ncity: City 0\nsize: 0\n---\n');
 });

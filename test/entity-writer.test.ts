@@ -235,4 +235,31 @@ test('EntityWriter: a batch the worker cannot write rejects, and so does every w
   }
 });
 
+test('EntityWriter.read: files read on the worker thread, between the batches it writes', async () => {
+  const root = tmpDir();
+  const writer = new EntityWriter({ root, concurrency: 4 });
+  const files = Array.from({ length: 300 }, (_, i) => path.join(root, 'r', `e${i}`, '_index.md'));
+  files.forEach((f, i) => {
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, `---\nn: ${i}\nname: caf\u00e9 ${'\u{1F600}'.repeat(i % 3)}\n---\n`);
+  });
+  const batch = Array.from({ length: 150 }, (_, i) => ({ target: `w/e${i}`, file: path.join(root, 'w', `e${i}`, '_index.md'), text: `n: ${i}\n`, create: true }));
+  try {
+    const writing = writer.write(batch, true);
+    const missing = path.join(root, 'r', 'none', '_index.md');
+    const notDir = path.join(files[0], 'x'); // below a file: ENOTDIR, read as "no file"
+    const folder = path.dirname(files[1]); // EISDIR: not read, the caller reads it again (and gets the error)
+    const texts = await writer.read([...files, missing, notDir, folder]);
+    await writing;
+    assert.is(texts.length, files.length + 3);
+    files.forEach((f, i) => assert.is(texts[i], fs.readFileSync(f, 'utf8'), f));
+    assert.is(texts[files.length], null);
+    assert.is(texts[files.length + 1], null);
+    assert.is(texts[files.length + 2], undefined);
+    assert.is(fs.readFileSync(batch[3].file, 'utf8'), 'n: 3\n');
+  } finally {
+    await writer.close();
+  }
+});
+
 test.run();
