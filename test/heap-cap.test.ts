@@ -1,6 +1,7 @@
 /**
  * bin/walnut.js: a heavy command (here `checkout --follow`, which stays up)
- * is re-run with --max-old-space-size=<WALNUT_HEAP_MB> when V8's own heap
+ * is re-run with --max-old-space-size=<WALNUT_HEAP_MB> (and
+ * --max-semi-space-size=8) when V8's own heap
  * limit is larger than that cap, and runs in the first process when it is not.
  * `compact` is re-run only when it has much to read (more than 8 MiB of
  * journal after its checkpoint, or a large entity index).
@@ -51,6 +52,7 @@ test('a cap below V8 own limit: re-run once with --max-old-space-size', async ()
   const procs = await following('64');
   const capped = procs.filter((argv) => argv.includes('--max-old-space-size=64'));
   assert.is(capped.length, 1, `one child with the cap: ${JSON.stringify(procs)}`);
+  assert.ok(capped[0].includes('--max-semi-space-size=8'), `and 8 MB semi-spaces: ${JSON.stringify(procs)}`);
   assert.is(procs.length, 2, 'the first process waits for it');
 });
 
@@ -96,6 +98,7 @@ test('compact with more than 8 MiB of journal to read is re-run with the cap', (
   const procs = compactProcesses(data);
   assert.is(procs.length, 2, `two processes: ${JSON.stringify(procs)}`);
   assert.ok(procs[1].includes('--max-old-space-size=256'), `the second is capped: ${JSON.stringify(procs)}`);
+  assert.ok(procs[1].includes('--max-semi-space-size=8'), `with a young generation of 8 MB semi-spaces: ${JSON.stringify(procs)}`);
   assert.match(fs.readFileSync(path.join(data, 'companies/c-499/_index.md'), 'utf8'), 'value number 109999');
   // the same directory again: nothing left to read, one process
   assert.is(compactProcesses(data).length, 1);
