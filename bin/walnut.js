@@ -3,10 +3,10 @@
 // (compact, pull, clone, checkout) run with a capped heap so memory
 // stays bounded: V8 otherwise lets its heap grow with garbage long before it
 // collects. They are re-run once with --max-old-space-size (WALNUT_HEAP_MB,
-// default 256) and --max-semi-space-size=8, unless a cap was given, V8's own limit is no larger (V8
-// sizes it from the machine's memory: about 256 MB on a 1 GB Pi, where the
-// second start-up is saved), or a compaction has little to read
-// (`smallCompaction` below: the usual run from cron or a hook).
+// default 256) and --max-semi-space-size=8, unless a cap was given, V8's own
+// limit is no larger (V8 sizes it from the machine's memory: about 256 MB on
+// a 1 GB Pi, where the second start-up is saved), or a compaction has little
+// to read (`smallCompaction` below: the usual run from cron or a hook).
 //
 // `set`, `unset` and `--version` try the fast path first (dist/bundle/fast.mjs,
 // cmd/_fast.ts: no yargs, only the modules they need), `version create`,
@@ -32,7 +32,7 @@ if (larger) {
   const { fileURLToPath } = await import('node:url');
   // a young generation of 8 MB per semi-space instead of V8's 16 (unless one was given): the
   // compaction's texts die young either way; measured on the update path of the compaction
-  // bench, 217–235 MB peak RSS instead of 235–257 MB, in the same time
+  // bench, 231–236 MB peak RSS instead of 245–257 MB, in the same time
   const semi = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('max-semi-space-size')) ? [] : ['--max-semi-space-size=8'];
   const child = spawn(process.execPath, [`--max-old-space-size=${mb}`, ...semi, ...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
   // signals reach the real walnut (checkout --follow, a compaction being stopped); this process only waits
