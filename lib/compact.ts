@@ -345,7 +345,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
           const listed = folders.get(t.slice(0, slash));
           if (listed && !listed.has(t.slice(slash + 1))) present.set(entityFile(repo, t), false);
         }
-        return { from, to: from + chunk.length, targets: chunk, present };
+        return { to: from + chunk.length, targets: chunk, present };
       };
       for (let cur = targets.length > 0 ? chunkAt(0) : undefined; cur; ) {
         const { to, targets: chunk, present } = cur;
@@ -540,7 +540,7 @@ const TRUE_HASH = valueHash(true);
 
 /** A chunk of a pass's targets. */
 interface Chunk {
-  from: number;
+  /** where the next chunk starts in the pass's targets */
   to: number;
   targets: string[];
   /** file → true: most likely there, false: not there (see ApplyArgs) */
