@@ -58,16 +58,20 @@ export function parseRecord(text: string, where: Where = {}): JournalRecord {
       'a record is timestamp, node_id, [campaign_name, [environment,]] target, field, value, causality',
     ]);
   }
-  const [timestamp, node] = units;
-  const rest = units.slice(2 + (format - 1));
-  const [target, field, value, causality] = rest;
-  if (!ISO_UTC.test(timestamp) || Number.isNaN(timestampMs(timestamp))) {
+  const timestamp = units[0];
+  const node = units[1];
+  // the target is the unit after the node, campaign and environment (as many as the format has)
+  const t = format + 1;
+  const target = units[t];
+  const field = units[t + 1];
+  // (timestampMs leaves lastCanonical for this timestamp: walnut's own form needs no regex)
+  if (Number.isNaN(timestampMs(timestamp)) || (!lastCanonical && !ISO_UTC.test(timestamp))) {
     throw new FormatError('ETIMESTAMP', `record timestamp ${quote(timestamp)} is not ISO-8601 UTC`, { ...where }, ['expected a form like 2026-11-21T10:00:00.000Z']);
   }
   if (!node || CONTROL.test(node)) throw new FormatError('ENODE', `record node id ${quote(node)} is empty or has control characters`, { ...where });
   checkName('target', target, where);
   checkName('field', field, where);
-  const record: JournalRecord = { timestamp, node, target, field, value, causality, format };
+  const record: JournalRecord = { timestamp, node, target, field, value: units[t + 2], causality: units[t + 3], format };
   if (format >= 2) record.campaign = units[2];
   if (format === 3) record.environment = units[3];
   return record;
@@ -138,6 +142,7 @@ export function encodeValue(value: unknown): string {
 
 /** The logical counter carried in `causality` (`hlc:<n>`); 0 for other forms. */
 export function causalityCounter(causality: string): number {
+  if (causality === 'hlc:0') return 0;
   if (causality.startsWith('hlc:')) {
     const n = Number(causality.slice(4));
     if (Number.isSafeInteger(n) && n >= 0) return n;
@@ -156,23 +161,86 @@ export function encodeCausality(counter: number): string {
  */
 export function stampOf(r: JournalRecord, hash = recordHash(r)): string {
   const ms = Math.max(0, timestampMs(r.timestamp));
-  return ms.toString(36).padStart(9, '0') + ' ' + causalityCounter(r.causality).toString(36).padStart(6, '0') + ' ' + r.node + ' ' + hash;
+  const counter = causalityCounter(r.causality);
+  return msDigits(ms) + ' ' + (counter === 0 ? '000000' : base36(counter, 6)) + ' ' + r.node + ' ' + hash;
+}
+
+const DIGITS36 = '0123456789abcdefghijklmnopqrstuvwxyz';
+/** the two-digit base-36 numerals 00 … zz */
+const PAIRS36 = Array.from({ length: 36 * 36 }, (_, i) => DIGITS36[Math.floor(i / 36)] + DIGITS36[i % 36]);
+let lastHigh = -1;
+let lastHighDigits = '';
+
+/** `ms.toString(36).padStart(9, '0')`: the upper five digits change every 28 minutes, and are kept. */
+function msDigits(ms: number): string {
+  const high = Math.floor(ms / 1679616); // 36 ** 4
+  if (high >= 60466176) return base36(ms, 9); // 36 ** 5: more than nine digits
+  if (high !== lastHigh) {
+    lastHigh = high;
+    lastHighDigits = base36(high, 5);
+  }
+  const low = ms - high * 1679616;
+  const upper = Math.floor(low / 1296);
+  return lastHighDigits + PAIRS36[upper] + PAIRS36[low - upper * 1296];
+}
+
+/** A non-negative integer in base 36, padded with zeros to `width` digits. */
+function base36(n: number, width: number): string {
+  return n.toString(36).padStart(width, '0');
 }
 
 let lastTimestamp = '';
 let lastMs = NaN;
+/** the last timestamp is in walnut's own form (see `canonicalMs`) */
+let lastCanonical = false;
 
 /**
  * `Date.parse` of a record's timestamp, remembering the last one: reading a
  * record parses its timestamp three times (checking it, the clock, its
- * stamp), so two of them are free.
+ * stamp), so two of them are free. Timestamps in walnut's own form are
+ * computed from their digits (`canonicalMs`), the others by `Date.parse`.
  */
 export function timestampMs(timestamp: string): number {
   if (timestamp !== lastTimestamp) {
-    lastMs = Date.parse(timestamp);
+    const ms = canonicalMs(timestamp);
+    lastCanonical = !Number.isNaN(ms);
+    lastMs = lastCanonical ? ms : Date.parse(timestamp);
     lastTimestamp = timestamp;
   }
   return lastMs;
+}
+
+/**
+ * The time of a timestamp in walnut's own form, `YYYY-MM-DDTHH:MM:SS.sssZ`,
+ * from its digits: what `Date.parse` gives for it, in a tenth of the time.
+ * NaN for any other form, and for the values left to `Date.parse` (a year
+ * before 100, which `Date.UTC` would take as 19xx; hour 24; a month or day
+ * out of range). Days 29 to 31 of any month are taken as `Date.parse` takes
+ * them (February 30 is March 1 or 2).
+ */
+export function canonicalMs(t: string): number {
+  if (t.length !== 24 || t.charCodeAt(4) !== 0x2d || t.charCodeAt(7) !== 0x2d || t.charCodeAt(10) !== 0x54 || t.charCodeAt(13) !== 0x3a || t.charCodeAt(16) !== 0x3a || t.charCodeAt(19) !== 0x2e || t.charCodeAt(23) !== 0x5a) return NaN;
+  const year = digits(t, 0, 4);
+  const month = digits(t, 5, 2);
+  const day = digits(t, 8, 2);
+  const hour = digits(t, 11, 2);
+  const minute = digits(t, 14, 2);
+  const second = digits(t, 17, 2);
+  const milli = digits(t, 20, 3);
+  // a NaN (not a digit) fails every comparison
+  if (!(year >= 100 && month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 59 && milli >= 0)) return NaN;
+  return Date.UTC(year, month - 1, day, hour, minute, second, milli);
+}
+
+/** The decimal number of `n` digits at `t[at]`, or NaN when one is not a digit. */
+function digits(t: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = t.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 /** The milliseconds part of a stamp. */
@@ -254,6 +322,17 @@ export interface RawRecord {
  */
 export function splitRecords(buf: Buffer, base: number, final: boolean): { records: RawRecord[]; used: number } {
   const records: RawRecord[] = [];
+  const used = eachRecord(buf, final, (start, cut, end) => records.push({ start: base + start, end: base + end, bytes: buf.subarray(start, cut) }));
+  return { records, used };
+}
+
+/**
+ * The complete records of a buffer as offsets into it, as {@link splitRecords}
+ * finds them, without a view or an object per record: `fn(start, cut, end)`
+ * for each, `buf[start, cut)` its bytes and `end` just past its terminator
+ * (and newline). Returns how many bytes were used.
+ */
+export function eachRecord(buf: Buffer, final: boolean, fn: (start: number, cut: number, end: number) => void): number {
   let pos = 0;
   let nextRs = buf.indexOf(RS_BYTE, 0);
   let nextSym = buf.indexOf(RS_SYMBOL_BYTES, 0);
@@ -276,10 +355,10 @@ export function splitRecords(buf: Buffer, base: number, final: boolean): { recor
     } else if (!final) {
       break; // a newline may still follow in the next chunk
     }
-    records.push({ start: base + pos, end: base + end, bytes: buf.subarray(pos, cut) });
+    fn(pos, cut, end);
     pos = end;
   }
-  return { records, used: pos };
+  return pos;
 }
 
 /** True when the bytes end with a record terminator (RS or U+241E, optional newline). */

@@ -282,7 +282,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
       // system record, and one whose pass its bytes do not tell, by the first pass (the latter
       // by every pass, and its issues reported once).
       let cls = pass;
-      const accept = passes > 1 ? (b: Buffer) => ((cls = classify(b)) === pass || cls === UNKNOWN_PASS || (cls === SYSTEM_PASS && pass === 0)) : undefined;
+      const accept = passes > 1 ? (b: Buffer, s: number, e: number) => ((cls = classify(b, s, e)) === pass || cls === UNKNOWN_PASS || (cls === SYSTEM_PASS && pass === 0)) : undefined;
       for (const span of spans) {
         const { complete: done } = scanSegment(
           span.file,
@@ -507,17 +507,16 @@ const UNKNOWN_PASS = -1;
  * separators, a target with non-ASCII characters, an unexpected number of
  * units) is UNKNOWN_PASS: every pass decodes it.
  */
-function recordPass(passes: number): (bytes: Buffer) => number {
+function recordPass(passes: number): (buf: Buffer, start: number, end: number) => number {
   const seps = new Int32Array(8);
-  return (b) => {
+  return (b, start, end) => {
     let k = 0;
-    const n = b.length;
-    for (let i = 0; i < n; i++) {
+    for (let i = start; i < end; i++) {
       const c = b[i];
       if (c === 0x1f) {
         if (k === 8) return UNKNOWN_PASS;
         seps[k++] = i;
-      } else if (c === 0xe2 && b[i + 1] === 0x90 && b[i + 2] === 0x9f) return UNKNOWN_PASS; // U+241F
+      } else if (c === 0xe2 && i + 2 < end && b[i + 1] === 0x90 && b[i + 2] === 0x9f) return UNKNOWN_PASS; // U+241F
     }
     // 6, 7 or 8 units: the target is the unit before the last three
     if (k < 5 || k > 7) return UNKNOWN_PASS;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isUtf8 } from 'node:buffer';
-import { encodeRecord, parseRecord, splitRecords, endsWithTerminator, CAN, RS, MAX_RECORD_BYTES, type JournalRecord } from '../formats/usv.js';
+import { encodeRecord, parseRecord, eachRecord, endsWithTerminator, CAN, RS, RS_BYTE, RS_SYMBOL_BYTES, MAX_RECORD_BYTES, type JournalRecord } from '../formats/usv.js';
 import { FormatError } from './errors.js';
 import type { Repo } from './repo.js';
 
@@ -93,15 +93,15 @@ export function listSegmentsIn(dir: string, root: string): SegmentInfo[] {
  * @param options.start - first byte (a record boundary)
  * @param options.end - stop before this byte
  * @param options.rel - the name to use in issues
- * @param options.accept - a filter on a record's bytes before it is decoded: false skips the
- *   record silently (no issue is reported for it, whatever its shape)
+ * @param options.accept - a filter on a record's bytes `buf[start, end)` before it is decoded:
+ *   false skips the record silently (no issue is reported for it, whatever its shape)
  * @param onRecord - called for each well-formed record
  * @param onIssue - called for each damaged piece; reading goes on
  * @returns `complete`: the offset after the last complete record; `size`: bytes seen
  */
 export function scanSegment(
   file: string,
-  { start = 0, end, rel = file, chunkSize = 1 << 20, accept }: { start?: number; end?: number; rel?: string; chunkSize?: number; accept?: (bytes: Buffer) => boolean },
+  { start = 0, end, rel = file, chunkSize = 1 << 20, accept }: { start?: number; end?: number; rel?: string; chunkSize?: number; accept?: (buf: Buffer, start: number, end: number) => boolean },
   onRecord: (r: ReadRecord) => void,
   onIssue: (i: ReadIssue) => void = () => {},
 ): { complete: number; size: number } {
@@ -112,6 +112,8 @@ export function scanSegment(
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { complete: start, size: 0 };
     throw err;
   }
+  // where a record is, for parseRecord's errors (the offset is set record by record)
+  const where = { file: rel, offset: start };
   try {
     const limit = end ?? fs.fstatSync(fd).size;
     // One buffer for the whole scan: the unfinished tail of a chunk is moved to
@@ -134,17 +136,15 @@ export function scanSegment(
       const final = n === 0 || pos >= limit;
       const data = buf.subarray(0, carryLen + n);
       const base = carryStart;
-      const { records, used } = splitRecords(data, base, final);
-      const chunkUtf8 = isUtf8(data.subarray(0, used));
-      for (const raw of records) {
-        if (skipping) {
-          skipping = false;
-          complete = raw.end;
-          continue;
-        }
-        if (!accept || accept(raw.bytes)) decode(raw.bytes, raw.start, raw.end, chunkUtf8, rel, onRecord, onIssue);
-        complete = raw.end;
-      }
+      // Checked as a whole: the bytes before the last terminator (a character boundary), which
+      // hold every complete record of the chunk. Not UTF-8: each record is checked alone.
+      const last = Math.max(data.lastIndexOf(RS_BYTE), data.lastIndexOf(RS_SYMBOL_BYTES));
+      const chunkUtf8 = last > 0 && isUtf8(data.subarray(0, last));
+      const used = eachRecord(data, final, (s, cut, e) => {
+        if (skipping) skipping = false;
+        else if (!accept || accept(data, s, cut)) decode(data, s, cut, base, chunkUtf8, where, onRecord, onIssue);
+        complete = base + e;
+      });
       let restLen = data.length - used;
       if (restLen > MAX_RECORD_BYTES + 8 && !skipping) {
         onIssue({ code: 'ETOOLARGE', message: `record is larger than 1 MiB; skipped to the next record`, file: rel, offset: base + used });
@@ -171,27 +171,40 @@ export function scanSegment(
   }
 }
 
-function decode(bytes: Buffer, start: number, end: number, utf8Known: boolean, rel: string, onRecord: (r: ReadRecord) => void, onIssue: (i: ReadIssue) => void): void {
-  if (bytes.length === 0) return;
-  if (bytes.length > MAX_RECORD_BYTES) {
+/** Decode the record `buf[s, cut)`, at file offset `base + s`; `where` is the scan's, its offset set here. */
+function decode(buf: Buffer, s: number, cut: number, base: number, utf8Known: boolean, where: { file: string; offset: number }, onRecord: (r: ReadRecord) => void, onIssue: (i: ReadIssue) => void): void {
+  if (cut === s) return;
+  const start = base + s;
+  const rel = where.file;
+  if (cut - s > MAX_RECORD_BYTES) {
     onIssue({ code: 'ETOOLARGE', message: `record is larger than 1 MiB; skipped`, file: rel, offset: start });
     return;
   }
-  if (!utf8Known && !isUtf8(bytes)) {
+  if (!utf8Known && !isUtf8(buf.subarray(s, cut))) {
     onIssue({ code: 'EUTF8', message: `record is not valid UTF-8; skipped`, file: rel, offset: start });
     return;
   }
-  const text = bytes.toString('utf8');
+  const text = buf.toString('utf8', s, cut);
   if (text.includes(CAN)) {
     if (text !== CAN) onIssue({ code: 'ECLOSED', message: `torn record (closed by a later append); skipped`, file: rel, offset: start });
     return;
   }
+  where.offset = start;
+  let record: JournalRecord;
   try {
-    onRecord({ record: parseRecord(text, { file: rel, offset: start }), file: rel, start, end });
+    record = parseRecord(text, where);
   } catch (err) {
     if (err instanceof FormatError) onIssue({ code: err.code, message: err.message, file: rel, offset: start });
     else throw err;
+    return;
   }
+  onRecord({ record, file: rel, start, end: base + cut + terminatorWidth(buf, cut) });
+}
+
+/** The length of the terminator at `buf[cut]` and the newline after it, if any. */
+function terminatorWidth(buf: Buffer, cut: number): number {
+  const width = buf[cut] === 0x1e ? 1 : 3;
+  return buf[cut + width] === 0x0a ? width + 1 : width;
 }
 
 /**
@@ -214,14 +227,11 @@ export function lastRecord(file: string): JournalRecord | undefined {
       let last: JournalRecord | undefined;
       // Start at a record boundary: after the first terminator unless reading from 0.
       let skipFirst = from > 0;
-      const { records } = splitRecords(buf, from, true);
-      for (const raw of records) {
-        if (skipFirst) {
-          skipFirst = false;
-          continue;
-        }
-        decode(raw.bytes, raw.start, raw.end, false, file, (r) => (last = r.record), () => {});
-      }
+      const where = { file, offset: from };
+      eachRecord(buf, true, (s, cut) => {
+        if (skipFirst) skipFirst = false;
+        else decode(buf, s, cut, from, false, where, (r) => (last = r.record), () => {});
+      });
       if (last || from === 0) return last;
     }
     return undefined;

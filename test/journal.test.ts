@@ -227,9 +227,40 @@ test('scanSegment: the same records and issues whatever the chunk size; start an
   });
   for (const r of results) assert.is(r, results[results.length - 1]);
   const starts = parts.map((_, i) => Buffer.byteLength(parts.slice(0, i).join('')));
+  const size = Buffer.byteLength(parts.join(''));
+  const at = (i: number) => `${starts[i]}-${starts[i + 1] ?? size}`;
+  assert.is(results[0], JSON.stringify([[`a@${at(0)}`, `EUNITS@${starts[1]}`, `b@${at(2)}`, `c@${at(3)}`, `d@${at(4)}`], { complete: size, size }]));
+});
+
+test('scanSegment: accept sees each record\'s bytes; invalid UTF-8 is reported whatever the chunk size', () => {
+  const dir = wal();
+  fs.mkdirSync(dir);
+  const file = path.join(dir, '20261121_pi-01.usv');
+  const parts = [Buffer.from(encodeRecord(rec(T, 'a', '"\u00e9\u00e9"'))), Buffer.from([0x41, 0xc3, 0x1e, 0x0a]), Buffer.from(encodeRecord(rec(T, 'b', '"\u4e2d\u{1f600}"')))];
+  fs.writeFileSync(file, Buffer.concat(parts));
+  const texts = parts.map((p) => p.toString('utf8').replace(/\x1e\n$/, ''));
+  for (const chunkSize of [1, 5, 64, 1 << 20]) {
+    const seen: string[] = [];
+    const out: string[] = [];
+    scanSegment(file, { chunkSize, accept: (buf, s, e) => (seen.push(buf.toString('utf8', s, e)), true) }, (x) => out.push(x.record.field), (i) => out.push(`${i.code}@${i.offset}`));
+    assert.equal(seen, texts, `chunk ${chunkSize}`);
+    assert.equal(out, ['a', `EUTF8@${parts[0].length}`, 'b'], `chunk ${chunkSize}`);
+    const skipped: string[] = [];
+    scanSegment(file, { chunkSize, accept: (buf, s, e) => !buf.toString('utf8', s, e).includes('\x1fa\x1f') }, (x) => skipped.push(x.record.field));
+    assert.equal(skipped, ['b'], 'a record refused by accept is not decoded');
+  }
+});
+
+test('scanSegment: from a start to an end offset', () => {
+  const dir = wal();
+  fs.mkdirSync(dir);
+  const file = path.join(dir, '20261121_pi-01.usv');
+  const parts = ['a', 'b', 'c', 'd', 'e'].map((f) => encodeRecord(rec(T, f)));
+  fs.writeFileSync(file, parts.join(''));
+  const starts = parts.map((_, i) => Buffer.byteLength(parts.slice(0, i).join('')));
   const fields: string[] = [];
   scanSegment(file, { start: starts[2], end: starts[4] }, (x) => fields.push(x.record.field));
-  assert.equal(fields, ['b', 'c']);
+  assert.equal(fields, ['c', 'd']);
 });
 
 test.run();

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseRecord, encodeRecord, decodeValue, causalityCounter, recordHash, stampOf, splitRecords, checkTarget, checkField, checkNodeId, canonicalText } from '../formats/usv.js';
+import { parseRecord, encodeRecord, decodeValue, causalityCounter, recordHash, stampOf, splitRecords, checkTarget, checkField, checkNodeId, canonicalText, canonicalMs, timestampMs } from '../formats/usv.js';
 import { scanSegment, type ReadIssue } from '../lib/journal.js';
 import { FormatError } from '../lib/errors.js';
 import { ROOT, tmpDir } from './helpers.js';
@@ -71,6 +71,67 @@ test('stamps order by time, counter, node, hash', () => {
   assert.equal([...stamps].sort(), stamps);
   const x = mk('2026-11-21T10:00:00.000Z', 'aa', 6, '2');
   assert.is.not(stampOf(x), stamps[1], 'equal time, counter and node: the hash decides');
+});
+
+test('timestamps in walnut\'s own form are read from their digits as Date.parse reads them', () => {
+  const iso = (y: number, mo: number, d: number, h: number, mi: number, s: number, ms: number) =>
+    `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}T${String(h).padStart(2, '0')}:${String(mi).padStart(2, '0')}:${String(s).padStart(2, '0')}.${String(ms).padStart(3, '0')}Z`;
+  const cases = [
+    '2026-11-21T10:00:00.000Z',
+    '1970-01-01T00:00:00.000Z',
+    '2024-02-29T23:59:59.999Z',
+    '2025-02-29T00:00:00.000Z', // not a day: Date.parse takes it as March 1
+    '2026-02-31T12:00:00.000Z',
+    '2026-04-31T00:00:00.000Z',
+    '9999-12-31T23:59:59.999Z',
+    '0100-01-01T00:00:00.000Z',
+    '0099-12-31T00:00:00.000Z', // left to Date.parse (Date.UTC would read 1999)
+    '0050-01-01T00:00:00.000Z',
+    '2026-11-21T24:00:00.000Z', // left to Date.parse
+    '2026-00-01T00:00:00.000Z',
+    '2026-13-01T00:00:00.000Z',
+    '2026-11-00T00:00:00.000Z',
+    '2026-11-32T00:00:00.000Z',
+    '2026-11-21T23:60:00.000Z',
+    '2026-11-21T23:59:60.000Z',
+    '2026-11-21T10:00:00.00aZ',
+    '2026-11-21T10:00:00.000z',
+    '2026-11-21 10:00:00.000Z',
+    '2026-11-21T10:00:00.000+00:00',
+    '2026-11-21T10:00:00Z',
+    '2026-11-21T10:00:00.0000Z',
+    '+2026-11-21T10:00:00.000Z',
+    '2026-1-21T10:00:00.000Z',
+  ];
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+  for (let i = 0; i < 20000; i++) cases.push(iso(rand(10000), rand(14), rand(33), rand(26), rand(62), rand(62), rand(1000)));
+  let own = 0;
+  for (const t of cases) {
+    const want = Date.parse(t);
+    const fast = canonicalMs(t);
+    if (!Number.isNaN(fast)) {
+      own++;
+      assert.is(fast, want, t);
+    }
+    assert.ok(Object.is(timestampMs(t), want), t); // NaN for NaN
+  }
+  assert.ok(own > 10000, `most are read from their digits (${own})`);
+  assert.ok(Number.isNaN(canonicalMs('0099-12-31T00:00:00.000Z')));
+  assert.ok(Number.isNaN(canonicalMs('2026-11-21T24:00:00.000Z')));
+});
+
+test('a stamp\'s time and counter are base-36 numerals of nine and six digits', () => {
+  const mk = (ts: string, c: number) => parseRecord(`${ts}\u001fpi\u001fa/b\u001ff\u001f1\u001fhlc:${c}`);
+  const times = ['1970-01-01T00:00:00.000Z', '1970-01-01T00:27:59.615Z', '1970-01-01T00:27:59.616Z', '2026-11-21T10:00:00.000Z', '2026-11-21T10:27:59.999Z', '5138-11-16T09:46:39.999Z', '5138-11-16T09:46:40.000Z', '9999-12-31T23:59:59.999Z'];
+  for (let i = 0; i < 2000; i++) times.push(new Date(1.6e12 + i * 977_531).toISOString());
+  for (const ts of times) {
+    for (const c of [0, 1, 35, 36, 2 ** 31, 36 ** 6]) {
+      const ms = Date.parse(ts);
+      const want = ms.toString(36).padStart(9, '0') + ' ' + c.toString(36).padStart(6, '0') + ' pi ';
+      assert.is(stampOf(mk(ts, c), 'h').slice(0, -1), want, `${ts} hlc:${c}`);
+    }
+  }
 });
 
 test('value decoding: JSON, else raw string', () => {
