@@ -184,7 +184,7 @@ function decode(buf: Buffer, s: number, cut: number, base: number, utf8Known: bo
     onIssue({ code: 'EUTF8', message: `record is not valid UTF-8; skipped`, file: rel, offset: start });
     return;
   }
-  const text = buf.toString('utf8', s, cut);
+  const text = buf.toString(undefined, s, cut); // UTF-8 (no encoding: Buffer's shortest path to it)
   if (text.includes(CAN)) {
     if (text !== CAN) onIssue({ code: 'ECLOSED', message: `torn record (closed by a later append); skipped`, file: rel, offset: start });
     return;
