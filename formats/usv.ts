@@ -113,6 +113,15 @@ export function recordHash(r: JournalRecord): string {
 }
 
 /**
+ * The record hash of the record `parseRecord(text)` reads, from its text: a
+ * text with control separators is its canonical text but for the RS (one
+ * string less to build per record). Any other text: undefined.
+ */
+export function textHash(text: string): string | undefined {
+  return text.includes(US_SYMBOL) ? undefined : crypto.hash('sha256', text + RS, 'hex').slice(0, 16);
+}
+
+/**
  * Decode a value unit: JSON when it parses as JSON, otherwise the raw string
  * (cocli writes scalars raw). JSON `null` means "delete the field".
  */
@@ -162,7 +171,8 @@ export function encodeCausality(counter: number): string {
 export function stampOf(r: JournalRecord, hash = recordHash(r)): string {
   const ms = Math.max(0, timestampMs(r.timestamp));
   const counter = causalityCounter(r.causality);
-  return msDigits(ms) + ' ' + (counter === 0 ? '000000' : base36(counter, 6)) + ' ' + r.node + ' ' + hash;
+  // one flat string (concatenating would build four)
+  return [msDigits(ms), counter === 0 ? '000000' : base36(counter, 6), r.node, hash].join(' ');
 }
 
 const DIGITS36 = '0123456789abcdefghijklmnopqrstuvwxyz';
@@ -273,6 +283,11 @@ export function checkNodeId(node: string): string {
 // run only to explain a refusal.
 const PART = '[^\\s/\\\\\\x00-\\x1f\\x7f.\\u241e\\u241f\\u2028\\u2029][^\\s/\\\\\\x00-\\x1f\\x7f\\u241e\\u241f\\u2028\\u2029]*';
 const VALID_TARGET = new RegExp(`^(${PART})/(${PART})$`);
+
+/** True for a valid target of the usual shape (checkTarget passes it); false: ask checkTarget. */
+export function isPlainTarget(target: string): boolean {
+  return target.length <= 130 && VALID_TARGET.test(target);
+}
 
 export function checkTarget(target: string): { collection: string; slug: string } {
   const m = target.length <= 130 ? VALID_TARGET.exec(target) : null;

@@ -28,7 +28,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTarget, decodeValue, isSystemTarget, stampOf, type JournalRecord } from '../formats/usv.js';
+import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, stampOf, textHash, type JournalRecord } from '../formats/usv.js';
 import { editEntity, BODY_FIELD, DELETED_FIELD, type EntityEditor } from '../formats/entity.js';
 import { FormatError } from './errors.js';
 import { Clock, type ClockOptions, type AheadReport } from './clock.js';
@@ -287,7 +287,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
         const { complete: done } = scanSegment(
           span.file,
           { start: span.start, end: span.end, rel: span.rel, accept },
-          ({ record }) => {
+          ({ record, text }) => {
             if (pass === 0 || cls === pass) clock.observe(record);
             if (isSystemTarget(record.target)) {
               if (pass === 0) result.systemRecords++;
@@ -296,7 +296,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
             if (passes > 1 && partition(record.target, passes) !== pass) return;
             if (!validTarget(record, span.rel, result.issues)) return;
             result.records++;
-            const stamp = stampOf(record);
+            const stamp = stampOf(record, textHash(text));
             if (stamp > high) high = stamp;
             offer(winners, record.target, record.field, stamp, record.value);
           },
@@ -475,6 +475,7 @@ function flat(s: string): string {
 }
 
 function validTarget(record: JournalRecord, rel: string, issues: ReadIssue[]): boolean {
+  if (isPlainTarget(record.target)) return true;
   try {
     checkTarget(record.target);
     return true;

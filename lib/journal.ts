@@ -40,6 +40,8 @@ export interface ReadRecord {
   file: string;
   start: number;
   end: number;
+  /** the record's text as read, without its terminator */
+  text: string;
 }
 
 /** The segment file name for a node and a time (the UTC day of `ms`). */
@@ -198,7 +200,7 @@ function decode(buf: Buffer, s: number, cut: number, base: number, utf8Known: bo
     else throw err;
     return;
   }
-  onRecord({ record, file: rel, start, end: base + cut + terminatorWidth(buf, cut) });
+  onRecord({ record, file: rel, start, end: base + cut + terminatorWidth(buf, cut), text });
 }
 
 /** The length of the terminator at `buf[cut]` and the newline after it, if any. */

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTarget, decodeValue, isSystemTarget, recordHash, stampOf, type JournalRecord } from '../formats/usv.js';
+import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, recordHash, stampOf, type JournalRecord } from '../formats/usv.js';
 import { parseEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
 import { listSegments, listSegmentsIn, scanSegment, type ReadIssue, type ReadRecord, type SegmentInfo } from './journal.js';
 import { readCheckpoint, EntityIndex, type Checkpoint } from './state.js';
@@ -19,9 +19,17 @@ export const ENTITY_FILE = '_index.md';
 
 /** The file of an entity, after checking the target cannot leave the data directory. */
 export function entityFile(repo: Pick<Repo, 'root'>, target: string): string {
-  const { collection, slug } = checkTarget(target);
-  return path.join(repo.root, collection, slug, ENTITY_FILE);
+  if (!isPlainTarget(target)) checkTarget(target);
+  // a checked target under a normal root: joining is putting them together (compaction asks for every target's file)
+  if (repo.root !== plainRoot) {
+    plainRoot = path.join(repo.root, 'x') === repo.root + '/x' ? repo.root : undefined;
+    if (plainRoot === undefined) return path.join(repo.root, target, ENTITY_FILE);
+  }
+  return plainRoot + '/' + target + '/' + ENTITY_FILE;
 }
+
+/** The last root whose entity files are `<root>/<target>/_index.md` as they are. */
+let plainRoot: string | undefined;
 
 /** Every segment walnut reads: `wal/` and the records received by gossip. */
 export function allSegments(repo: Repo): SegmentInfo[] {

@@ -2,8 +2,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseRecord, encodeRecord, decodeValue, causalityCounter, recordHash, stampOf, splitRecords, checkTarget, checkField, checkNodeId, canonicalText, canonicalMs, timestampMs } from '../formats/usv.js';
+import { parseRecord, encodeRecord, decodeValue, causalityCounter, recordHash, stampOf, splitRecords, checkTarget, checkField, checkNodeId, canonicalText, canonicalMs, timestampMs, textHash } from '../formats/usv.js';
 import { scanSegment, type ReadIssue } from '../lib/journal.js';
+import { entityFile } from '../lib/view.js';
 import { FormatError } from '../lib/errors.js';
 import { ROOT, tmpDir } from './helpers.js';
 
@@ -55,6 +56,19 @@ test('record hash ignores the separator style', () => {
   assert.is(recordHash(a), recordHash(b));
   assert.is(canonicalText(a), canonicalText(b));
   assert.is(recordHash(a).length, 16);
+});
+
+test('the record hash from a record\'s text is the hash of its canonical text', () => {
+  const texts = [
+    '2026-11-21T10:00:00.000Z\u001fpi-01\u001fcompanies/acme\u001fname\u001f"Acme \u00e9\u4e2d\u{1f600}"\u001fhlc:3',
+    '2026-11-21T10:00:00.000Z\u001fpi-01\u001fspring\u001fcompanies/acme\u001fname\u001fAcme\u001fhlc:0',
+    '2026-11-21T10:00:00.000Z\u001fpi-01\u001fspring\u001fprod\u001fcompanies/acme\u001fname\u001fAcme\u001f',
+    '2026-11-21T10:00:00+00:00\u001fpi-01\u001fcompanies/acme\u001fname\u001f\u001fx',
+  ];
+  for (const t of texts) assert.is(textHash(t), recordHash(parseRecord(t)), t);
+  const visible = '2026-11-21T10:00:00.000Z\u241fhub\u241fpeople/jane\u241fname\u241f"Jane"\u241fhlc:1';
+  assert.is(textHash(visible), undefined, 'visible separators: the canonical text differs from the text');
+  assert.is(recordHash(parseRecord(visible)), textHash(visible.replace(/\u241f/g, '\u001f')));
 });
 
 test('stamps order by time, counter, node, hash', () => {
@@ -177,6 +191,15 @@ test('names: path tricks and control characters are refused', () => {
   for (const bad of ['', 'a\u001fb', 'a\nb', 'a\u241eb']) assert.throws(() => checkField(bad), (e: unknown) => e instanceof FormatError && e.code === 'EFIELD');
   for (const bad of ['', 'Pi', '-pi', 'pi_01', 'a'.repeat(64)]) assert.throws(() => checkNodeId(bad));
   assert.is(checkNodeId('pi-01'), 'pi-01');
+});
+
+test('entity files: the path joined under any root; path tricks refused', () => {
+  for (const root of ['/data/crm', '/data/crm/', '/', '/data/./crm', '/data/x/../crm', '/data/crm', 'relative/dir']) {
+    for (const target of ['companies/acme', 'people/' + 'j'.repeat(150), 'c/\u00e9t\u00e9']) {
+      assert.is(entityFile({ root }, target), path.join(root, target, '_index.md'), `${root} ${target}`);
+    }
+    for (const bad of ['../x', 'a/..', 'a/b/c', 'a/.hidden', 'a/b c']) assert.throws(() => entityFile({ root }, bad), (e: unknown) => e instanceof FormatError && e.code === 'ETARGET', bad);
+  }
 });
 
 test.run();
