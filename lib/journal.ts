@@ -144,7 +144,7 @@ export function scanSegment(
       const chunkUtf8 = last > 0 && isUtf8(data.subarray(0, last));
       const used = eachRecord(data, final, (s, cut, e) => {
         if (skipping) skipping = false;
-        else if (!accept || accept(data, s, cut)) decode(data, s, cut, base, chunkUtf8, where, onRecord, onIssue);
+        else if (!accept || accept(data, s, cut)) decode(data, s, cut, e, base, chunkUtf8, where, onRecord, onIssue);
         complete = base + e;
       });
       let restLen = data.length - used;
@@ -173,8 +173,8 @@ export function scanSegment(
   }
 }
 
-/** Decode the record `buf[s, cut)`, at file offset `base + s`; `where` is the scan's, its offset set here. */
-function decode(buf: Buffer, s: number, cut: number, base: number, utf8Known: boolean, where: { file: string; offset: number }, onRecord: (r: ReadRecord) => void, onIssue: (i: ReadIssue) => void): void {
+/** Decode the record `buf[s, cut)` (its terminator ends at `e`), at file offset `base + s`; `where` is the scan's, its offset set here. */
+function decode(buf: Buffer, s: number, cut: number, e: number, base: number, utf8Known: boolean, where: { file: string; offset: number }, onRecord: (r: ReadRecord) => void, onIssue: (i: ReadIssue) => void): void {
   if (cut === s) return;
   const start = base + s;
   const rel = where.file;
@@ -200,13 +200,7 @@ function decode(buf: Buffer, s: number, cut: number, base: number, utf8Known: bo
     else throw err;
     return;
   }
-  onRecord({ record, file: rel, start, end: base + cut + terminatorWidth(buf, cut), text });
-}
-
-/** The length of the terminator at `buf[cut]` and the newline after it, if any. */
-function terminatorWidth(buf: Buffer, cut: number): number {
-  const width = buf[cut] === 0x1e ? 1 : 3;
-  return buf[cut + width] === 0x0a ? width + 1 : width;
+  onRecord({ record, file: rel, start, end: base + e, text });
 }
 
 /**
@@ -230,9 +224,9 @@ export function lastRecord(file: string): JournalRecord | undefined {
       // Start at a record boundary: after the first terminator unless reading from 0.
       let skipFirst = from > 0;
       const where = { file, offset: from };
-      eachRecord(buf, true, (s, cut) => {
+      eachRecord(buf, true, (s, cut, e) => {
         if (skipFirst) skipFirst = false;
-        else decode(buf, s, cut, from, false, where, (r) => (last = r.record), () => {});
+        else decode(buf, s, cut, e, from, false, where, (r) => (last = r.record), () => {});
       });
       if (last || from === 0) return last;
     }
