@@ -632,7 +632,7 @@ function applyTarget(args: ApplyArgs): WriteJob | undefined {
     entry = index.get(target);
     known = blob !== undefined && entry !== undefined && entry.blob === blob;
   }
-  const stamps = new Map(entry?.stamps ?? []);
+  const stamps = entry?.stamps ?? new Map<string, FieldStamp>(); // the entry is this call's own (index.get parses a fresh one)
   const changed = new Map<string, unknown>();
   const pairs = pairsOf(fields);
   for (let i = 0; i < pairs.length; i += 2) {
@@ -652,7 +652,8 @@ function applyTarget(args: ApplyArgs): WriteJob | undefined {
   try {
     editor = editEntity(text ?? '', rel);
     if (text !== undefined) {
-      for (const [k, v] of Object.entries(editor.data)) current.set(k, v);
+      const data = editor.data;
+      for (const k of Object.keys(data)) current.set(k, data[k]);
       current.set(BODY_FIELD, editor.body);
     }
   } catch (err) {
@@ -665,7 +666,9 @@ function applyTarget(args: ApplyArgs): WriteJob | undefined {
   // Deleted when the winning @deleted is true and no field was written after it.
   const del = stamps.get(DELETED_FIELD);
   let newestField = '';
-  for (const [f, s] of stamps) if (f !== DELETED_FIELD && s.stamp > newestField) newestField = s.stamp;
+  stamps.forEach((s, f) => {
+    if (f !== DELETED_FIELD && s.stamp > newestField) newestField = s.stamp;
+  });
   const deleted = del !== undefined && del.vhash === TRUE_HASH && del.stamp > newestField;
   const view: EntityChange = { target, action: text === undefined ? 'create' : 'update', fields: [] };
   let newText: string | undefined;

@@ -123,7 +123,9 @@ function parseLine(line: string): { target: string; entry: IndexEntry } | undefi
 
 /** An index line without its newline. */
 function formatLine(target: string, e: IndexEntry): string {
-  const stamps = [...e.stamps].map(([f, s]) => f + '\x1e' + s.stamp + '\x1e' + s.vhash).join('\x1f');
+  const triples: string[] = [];
+  e.stamps.forEach((s, f) => triples.push(f + '\x1e' + s.stamp + '\x1e' + s.vhash));
+  const stamps = triples.join('\x1f');
   return `${target}\t${e.generation}\t${e.blob}\t${e.size}\t${Math.round(e.mtimeMs)}\t${stamps}`;
 }
 
