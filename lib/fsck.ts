@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { recordHash } from '../formats/usv.js';
+import { recordHash, textHash } from '../formats/usv.js';
 import { parseEntity } from '../formats/entity.js';
 import { FormatError } from './errors.js';
 import { scanSegment } from './journal.js';
@@ -51,10 +51,10 @@ export function fsck({ repo, repair = false, staleMs = DEFAULT_STALE_MS, now = D
     scanSegment(
       seg.file,
       { rel: seg.rel },
-      ({ record, start }) => {
+      ({ record, start, text }) => {
         report.records++;
         if (gossip) return;
-        const h = recordHash(record);
+        const h = textHash(text) ?? recordHash(record);
         const first = seen.get(h);
         if (first) report.problems.push({ kind: 'duplicate', code: 'EDUPLICATE', file: seg.rel, offset: start, message: `record repeats one at ${first}` });
         else seen.set(h, `${seg.rel}:${start}`);

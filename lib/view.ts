@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, recordHash, stampOf, type JournalRecord } from '../formats/usv.js';
+import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, recordHash, textHash, stampOf, type JournalRecord } from '../formats/usv.js';
 import { parseEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
 import { listSegments, listSegmentsIn, scanSegment, type ReadIssue, type ReadRecord, type SegmentInfo } from './journal.js';
 import { readCheckpoint, EntityIndex, type Checkpoint } from './state.js';
@@ -158,12 +158,12 @@ export function logRecords({ repo, target, field, node, sinceMs, onIssue }: { re
     scanSegment(
       seg.file,
       { rel: seg.rel },
-      ({ record, start }) => {
+      ({ record, start, text }) => {
         if (target !== undefined && record.target !== target) return;
         if (field !== undefined && record.field !== field) return;
         if (node !== undefined && record.node !== node) return;
         if (sinceMs !== undefined && Date.parse(record.timestamp) < sinceMs) return;
-        const hash = recordHash(record);
+        const hash = textHash(text) ?? recordHash(record);
         if (seen.has(hash)) return;
         seen.add(hash);
         out.push({

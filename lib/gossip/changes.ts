@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeValue, recordHash, RS_BYTE } from '../../formats/usv.js';
+import { decodeValue, recordHash, textHash, RS_BYTE } from '../../formats/usv.js';
 import { scanSegment, SEGMENT_NAME, type ReadIssue } from '../journal.js';
 import type { Repo } from '../repo.js';
 import { gossipDir } from './store.js';
@@ -103,8 +103,8 @@ export async function watchChanges({ repo, signal, onChange, onReady, onIssue }:
     const { complete } = scanSegment(
       file,
       { start: from, rel },
-      ({ record }) => {
-        const hash = recordHash(record);
+      ({ record, text }) => {
+        const hash = textHash(text) ?? recordHash(record);
         if (!remember(hash)) return;
         const via: Via = dir === gdir ? 'gossip' : record.node === repo.node ? 'local' : 'pull';
         onChange({ target: record.target, field: record.field, value: decodeValue(record.value), origin: record.node, timestamp: record.timestamp, via, segment: rel, hash });
