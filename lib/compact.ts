@@ -28,11 +28,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, stampOf, textHash, type JournalRecord } from '../formats/usv.js';
+import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, stampOf, type JournalRecord } from '../formats/usv.js';
 import { editEntity, BODY_FIELD, DELETED_FIELD, type EntityEditor } from '../formats/entity.js';
 import { FormatError } from './errors.js';
 import { Clock, type ClockOptions, type AheadReport } from './clock.js';
-import { scanSegment, SegmentWriter, type ReadIssue } from './journal.js';
+import { scanSegment, readHash, SegmentWriter, type ReadIssue } from './journal.js';
 import { withLease } from './lease.js';
 import { readCheckpoint, writeCheckpoint, tailHash, EntityIndex, valueHash, stableJson, type Checkpoint, type FieldStamp } from './state.js';
 import { recordEdits, fileFields, readFileChange, type BrokenFile, type RecordResult } from './record.js';
@@ -296,7 +296,7 @@ async function compactIndexed(options: CompactOptions, check: () => void, cp: Ch
             if (passes > 1 && partition(record.target, passes) !== pass) return;
             if (!validTarget(record, span.rel, result.issues)) return;
             result.records++;
-            const stamp = stampOf(record, textHash(text));
+            const stamp = stampOf(record, readHash(record, text));
             if (stamp > high) high = stamp;
             offer(winners, record.target, record.field, stamp, record.value);
           },

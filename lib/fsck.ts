@@ -8,10 +8,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { recordHash, textHash } from '../formats/usv.js';
 import { parseEntity } from '../formats/entity.js';
 import { FormatError } from './errors.js';
-import { scanSegment } from './journal.js';
+import { scanSegment, readHash } from './journal.js';
 import { readCheckpoint, tailHash, EntityIndex } from './state.js';
 import { allSegments, listEntityTargets, scanEntityFiles, ENTITY_FILE } from './view.js';
 import { TEMP_SUFFIX, fsyncDir } from './fsutil.js';
@@ -54,7 +53,7 @@ export function fsck({ repo, repair = false, staleMs = DEFAULT_STALE_MS, now = D
       ({ record, start, text }) => {
         report.records++;
         if (gossip) return;
-        const h = textHash(text) ?? recordHash(record);
+        const h = readHash(record, text);
         const first = seen.get(h);
         if (first) report.problems.push({ kind: 'duplicate', code: 'EDUPLICATE', file: seg.rel, offset: start, message: `record repeats one at ${first}` });
         else seen.set(h, `${seg.rel}:${start}`);

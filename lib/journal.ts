@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isUtf8 } from 'node:buffer';
-import { encodeRecord, parseRecord, eachRecord, endsWithTerminator, CAN, RS, RS_BYTE, RS_SYMBOL_BYTES, MAX_RECORD_BYTES, type JournalRecord } from '../formats/usv.js';
+import { encodeRecord, parseRecord, eachRecord, recordHash, textHash, endsWithTerminator, CAN, RS, RS_BYTE, RS_SYMBOL_BYTES, MAX_RECORD_BYTES, type JournalRecord } from '../formats/usv.js';
 import { FormatError } from './errors.js';
 import type { Repo } from './repo.js';
 
@@ -42,6 +42,11 @@ export interface ReadRecord {
   end: number;
   /** the record's text as read, without its terminator */
   text: string;
+}
+
+/** The record hash of a record as read: from its text when that is its canonical text (`textHash`), else `recordHash`. */
+export function readHash(record: JournalRecord, text: string): string {
+  return textHash(text) ?? recordHash(record);
 }
 
 /** The segment file name for a node and a time (the UTC day of `ms`). */

@@ -5,9 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, recordHash, textHash, stampOf, type JournalRecord } from '../formats/usv.js';
+import { checkTarget, isPlainTarget, decodeValue, isSystemTarget, stampOf, type JournalRecord } from '../formats/usv.js';
 import { parseEntity, BODY_FIELD, DELETED_FIELD } from '../formats/entity.js';
-import { listSegments, listSegmentsIn, scanSegment, type ReadIssue, type ReadRecord, type SegmentInfo } from './journal.js';
+import { listSegments, listSegmentsIn, scanSegment, readHash, type ReadIssue, type ReadRecord, type SegmentInfo } from './journal.js';
 import { readCheckpoint, EntityIndex, type Checkpoint } from './state.js';
 import { blobId } from './hash.js';
 import { statFiles } from './stat-files.js';
@@ -163,7 +163,7 @@ export function logRecords({ repo, target, field, node, sinceMs, onIssue }: { re
         if (field !== undefined && record.field !== field) return;
         if (node !== undefined && record.node !== node) return;
         if (sinceMs !== undefined && Date.parse(record.timestamp) < sinceMs) return;
-        const hash = textHash(text) ?? recordHash(record);
+        const hash = readHash(record, text);
         if (seen.has(hash)) return;
         seen.add(hash);
         out.push({

@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeValue, recordHash, textHash, RS_BYTE } from '../../formats/usv.js';
-import { scanSegment, SEGMENT_NAME, type ReadIssue } from '../journal.js';
+import { decodeValue, RS_BYTE } from '../../formats/usv.js';
+import { scanSegment, readHash, SEGMENT_NAME, type ReadIssue } from '../journal.js';
 import type { Repo } from '../repo.js';
 import { gossipDir } from './store.js';
 import { FolderWatch } from './tail.js';
@@ -104,7 +104,7 @@ export async function watchChanges({ repo, signal, onChange, onReady, onIssue }:
       file,
       { start: from, rel },
       ({ record, text }) => {
-        const hash = textHash(text) ?? recordHash(record);
+        const hash = readHash(record, text);
         if (!remember(hash)) return;
         const via: Via = dir === gdir ? 'gossip' : record.node === repo.node ? 'local' : 'pull';
         onChange({ target: record.target, field: record.field, value: decodeValue(record.value), origin: record.node, timestamp: record.timestamp, via, segment: rel, hash });
