@@ -29,6 +29,11 @@
 // the allocator). WALNUT_BENCH_FS=tmpdir puts the data under
 // WALNUT_BENCH_TMP instead. Every figure's details.fs says which it was.
 //
+// Environment: every timed process (walnut, the floor, cocli's algorithm) runs
+// without NODE_EXTRA_CA_CERTS, which the bench VM sets and Node parses at
+// every start-up (bench/lib/timing.mjs `timedEnv`); part 4 also times walnut
+// with it, run for run in between, and reports both.
+//
 // Peak RSS: bin/walnut.js re-runs compacting commands as a child with
 // --max-old-space-size; GNU time's %M (measureRun) is the largest RSS of the
 // process and of its waited-for descendants, so that child is counted. Next to
@@ -56,7 +61,7 @@ if (MODE === '--naive') {
 const { report, log, fmt } = await import('./lib/report.mjs');
 const { stats, round, measureRun } = await import('./lib/timing.mjs');
 const { generateJournals, createRandom, fieldNames, targetName, valueFor } = await import('./lib/generate.mjs');
-const { ROOT, walnutArgv, walnutEnv, initDataDir, walnutSync, makeTempRoot, requireBuild, scaled, SCALE, folderBytes } = await import('./lib/walnut.mjs');
+const { ROOT, BIN, walnutArgv, walnutEnv, initDataDir, walnutSync, makeTempRoot, requireBuild, scaled, SCALE, folderBytes } = await import('./lib/walnut.mjs');
 const { profileWalnut, profileLines } = await import('./lib/profile.mjs');
 const { freshFileSystem } = await import('./lib/fresh-fs.mjs');
 
@@ -239,7 +244,7 @@ async function incremental() {
         const oom = /heap out of memory|Allocation failed/.test(run.stderr);
         failed[key] = { ok: false, run, tree: t, oom, error: oom ? 'JavaScript heap out of memory' : run.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 300) };
         log(`incremental (${key}): walnut compact FAILED after ${fmt(run.wallMs)} ms (exit ${run.code}): ${failed[key].error}; compacting it untimed with WALNUT_HEAP_MB=0, then timing without a heap cap`);
-        const fix = spawnSync(process.execPath, walnutArgv('compact', '--wait', '120s').slice(1), { cwd: d.dir, env: walnutEnv({ WALNUT_HEAP_MB: '0' }), encoding: 'utf8' });
+        const fix = spawnSync(BIN, ['compact', '--wait', '120s'], { cwd: d.dir, env: walnutEnv({ WALNUT_HEAP_MB: '0' }), encoding: 'utf8' });
         if (fix.status !== 0) throw new Error(`walnut compact (incremental, ${key}, WALNUT_HEAP_MB=0) failed (${fix.status}): ${fix.stderr.slice(0, 2000)}`);
         heap[key] = { WALNUT_HEAP_MB: '0' };
         continue;
@@ -300,7 +305,7 @@ async function compactedDir(name, entities, records) {
   const dir = initDataDir(path.join(part.dir, name), { node: 'hub' });
   // Set-up, untimed, without a heap cap (the update compaction of 100 k entities runs out of the default one).
   const compactNow = () => {
-    const c = spawnSync(process.execPath, walnutArgv('compact').slice(1), { cwd: dir, env: walnutEnv({ WALNUT_HEAP_MB: '0' }), encoding: 'utf8' });
+    const c = spawnSync(BIN, ['compact'], { cwd: dir, env: walnutEnv({ WALNUT_HEAP_MB: '0' }), encoding: 'utf8' });
     if (c.status !== 0) throw new Error(`walnut compact in ${dir} failed (${c.status}): ${c.stderr.slice(0, 2000)}`);
   };
   generateJournals({ dir, records, entities, nodes: 5, seed: 1 });
@@ -391,18 +396,26 @@ async function naive() {
   const reps = 5;
   log(`naive: ${fmt(records)} records, ${round(gen.bytes / MB, 2)} MB, ${gen.segments.length} segments; walnut compact ${reps}× (each on a fresh copy), cocli's algorithm once`);
   const walnutRuns = [];
+  // and, run for run in between, with the VM's own environment (timedEnv: NODE_EXTRA_CA_CERTS)
+  const caCerts = process.env.NODE_EXTRA_CA_CERTS;
+  const vmEnvRuns = [];
   let walnutDir;
-  for (let i = 0; i < reps; i++) {
+  const compactFresh = async (i, env) => {
     if (walnutDir) fs.rmSync(walnutDir, { recursive: true, force: true });
     walnutDir = initDataDir(path.join(part.dir, `naive-walnut-${i}`), { node: 'hub' });
     fs.cpSync(path.join(data, 'wal'), path.join(walnutDir, 'wal'), { recursive: true });
     syncDisk();
-    const run = await measureRun(walnutArgv('compact', '--json'), { cwd: walnutDir, env: walnutEnv(), stdout: 'capture' });
+    const run = await measureRun(walnutArgv('compact', '--json'), { cwd: walnutDir, env, stdout: 'capture' });
     if (run.code !== 0) throw new Error(`walnut compact failed (${run.code}): ${run.stderr.slice(0, 2000)}`);
     const res = JSON.parse(run.stdout);
     if (res.records !== records) throw new Error(`walnut compact read ${res.records} records, expected ${records}`);
-    walnutRuns.push(run);
+    return run;
+  };
+  for (let i = 0; i < reps; i++) {
+    if (caCerts) vmEnvRuns.push(await compactFresh(i, walnutEnv({ NODE_EXTRA_CA_CERTS: caCerts })));
+    walnutRuns.push(await compactFresh(i, walnutEnv()));
   }
+  const vm = vmEnvRuns.length > 0 ? stats(vmEnvRuns.map((x) => x.wallMs)).median : undefined;
   const out = path.join(part.dir, 'naive-out');
   syncDisk();
   const nrun = await measureRun([process.execPath, SELF, '--naive', data, out], { stdout: 'capture' });
@@ -416,7 +429,8 @@ async function naive() {
   const wcpu = walnutRuns.every((x) => x.cpuMs !== undefined) ? stats(walnutRuns.map((x) => x.cpuMs)).median : undefined;
   const cpuRatio = wcpu && nrun.cpuMs ? nrun.cpuMs / wcpu : undefined;
   log(`naive: walnut ${fmt(w.median)} ms, cocli's algorithm ${fmt(nrun.wallMs / 1000, 1)} s; entity contents equal in ${check.equal} of ${check.total} entities`);
-  r({ id: 'naive-walnut', figure: `\`walnut compact\`, ${count(entities)} entities / ${count(records)} records (fresh directory): wall time incl. start-up`, value: Math.round(w.median), unit: 'ms', text: `${fmt(w.median)} ms median of ${reps} (best ${fmt(w.min)})`, details: { wallMs: walnutRuns.map((x) => round(x.wallMs)), cpuMs: walnutRuns.map((x) => round(x.cpuMs ?? NaN)) } });
+  const vmText = vm !== undefined ? `; ${fmt(vm)} ms with the VM's NODE_EXTRA_CA_CERTS (parsed by Node at every start-up: ${round(nrun.wallMs / vm, 1)}×)` : '';
+  r({ id: 'naive-walnut', figure: `\`walnut compact\`, ${count(entities)} entities / ${count(records)} records (fresh directory): wall time incl. start-up`, value: Math.round(w.median), unit: 'ms', text: `${fmt(w.median)} ms median of ${reps} (best ${fmt(w.min)})${vmText}`, details: { wallMs: walnutRuns.map((x) => round(x.wallMs)), cpuMs: walnutRuns.map((x) => round(x.cpuMs ?? NaN)), ...(vm !== undefined ? { vmEnvWallMs: vmEnvRuns.map((x) => round(x.wallMs)), vmEnvMedianMs: round(vm) } : {}) } });
   r({ id: 'naive-cocli', figure: `cocli's algorithm (per entity: scan every journal file, overlay in stamp order; files written as walnut writes them), same data`, value: Math.round(nrun.wallMs), unit: 'ms', text: `${fmt(nrun.wallMs / 1000, 1)} s (${fmt(nres.computeMs / 1000, 1)} s computing, ${fmt(nres.recordsParsed)} records parsed; ${fmt(nres.writeMs)} ms writing ${fmt(nres.filesWritten)} files as walnut does: temps, sync -f, renames, sync -f)`, details: { ...nres, cpuMs: nrun.cpuMs, peakRssMiB: round(nrun.peakRssKB / 1024) } });
   r({
     id: 'naive-speedup',
@@ -425,8 +439,8 @@ async function naive() {
     unit: '×',
     goal: '≥ 50×',
     pass: ratio >= 50 && check.equal === check.total,
-    text: `${round(ratio, 1)}× wall (${fmt(nrun.wallMs / 1000, 1)} s vs ${fmt(w.median)} ms)${cpuRatio ? `, ${round(cpuRatio, 1)}× CPU` : ''}; same entity contents in ${check.equal}/${check.total}; I/O floor of walnut's ${fmt(fl.files)} files ${fmt(fl.wall)} ms (walnut = ${round(w.median / fl.wall, 2)}× floor; 50× would need ≤ ${fmt(nrun.wallMs / 50)} ms); walnut's time beyond that floor ${fmt(Math.max(0, w.median - fl.wall))} ms (the floor is a process of its own: its start-up and reads count in it); cocli's computing alone ${fmt(nres.computeMs)} ms`,
-    details: { naiveMs: round(nrun.wallMs), naiveComputeMs: nres.computeMs, naiveWriteMs: nres.writeMs, walnutMedianMs: round(w.median), naiveCpuMs: nrun.cpuMs, walnutCpuMedianMs: wcpu, cpuRatio: cpuRatio && round(cpuRatio, 1), floorMs: fl.runs.map((x) => round(x.wallMs)), floorPerFileFsyncMs: fl.perFileMs, floorFiles: fl.files, entitiesCompared: check.total, entitiesEqual: check.equal, firstDifference: check.first },
+    text: `${round(ratio, 1)}× wall (${fmt(nrun.wallMs / 1000, 1)} s vs ${fmt(w.median)} ms)${cpuRatio ? `, ${round(cpuRatio, 1)}× CPU` : ''}; same entity contents in ${check.equal}/${check.total}; I/O floor of walnut's ${fmt(fl.files)} files ${fmt(fl.wall)} ms (walnut = ${round(w.median / fl.wall, 2)}× floor; 50× would need ≤ ${fmt(nrun.wallMs / 50)} ms); walnut's time beyond that floor ${fmt(Math.max(0, w.median - fl.wall))} ms (the floor is a process of its own: its start-up and reads count in it); cocli's computing alone ${fmt(nres.computeMs)} ms${vm !== undefined ? `; with the VM's NODE_EXTRA_CA_CERTS walnut takes ${fmt(vm)} ms: ${round(nrun.wallMs / vm, 1)}×` : ''}`,
+    details: { naiveMs: round(nrun.wallMs), ...(vm !== undefined ? { vmEnvMedianMs: round(vm), vmEnvRatio: round(nrun.wallMs / vm, 1) } : {}), naiveComputeMs: nres.computeMs, naiveWriteMs: nres.writeMs, walnutMedianMs: round(w.median), naiveCpuMs: nrun.cpuMs, walnutCpuMedianMs: wcpu, cpuRatio: cpuRatio && round(cpuRatio, 1), floorMs: fl.runs.map((x) => round(x.wallMs)), floorPerFileFsyncMs: fl.perFileMs, floorFiles: fl.files, entitiesCompared: check.total, entitiesEqual: check.equal, firstDifference: check.first },
   });
   if (ratio < 50 && !process.env.WALNUT_BENCH_NO_PROFILE) {
     log('naive: under the goal of 50×; profiling `walnut compact` on a fresh copy (unbundled dist/cmd/_main.js)');

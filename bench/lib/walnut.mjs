@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { timedEnv } from './timing.mjs';
 
 /**
  * The tree whose bin/ and dist/ are measured: this repository, or
@@ -14,14 +15,18 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = process.env.WALNUT_BENCH_ROOT ? path.resolve(process.env.WALNUT_BENCH_ROOT) + path.sep : fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = path.join(ROOT, 'bin', 'walnut.js');
 
-/** argv that runs the built CLI: [node, bin/walnut.js, ...args]. */
+/**
+ * argv that runs the built CLI as users run it: bin/walnut.js as a program
+ * (its launcher line runs node with walnut's flags), with ...args. The node
+ * it finds is the one on PATH: `walnutEnv` puts this process's first.
+ */
 export function walnutArgv(...args) {
-  return [process.execPath, BIN, ...args];
+  return [BIN, ...args];
 }
 
-/** The environment for walnut children: no WALNUT_DIR from the caller, no colour. */
+/** The environment for walnut children: no WALNUT_DIR from the caller, no colour, no NODE_EXTRA_CA_CERTS (`timedEnv`), this node first on PATH (for the launcher line). */
 export function walnutEnv(extra = {}) {
-  const env = { ...process.env, NO_COLOR: '1', ...extra };
+  const env = { ...timedEnv(), NO_COLOR: '1', PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, ...extra };
   delete env.WALNUT_DIR;
   return env;
 }
