@@ -61,7 +61,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { report, log, fmt } from './lib/report.mjs';
 import { stats, round, measureRun } from './lib/timing.mjs';
 import { generateJournals, createRandom, fieldNames, targetName } from './lib/generate.mjs';
-import { ROOT, walnutArgv, walnutEnv, initDataDir, walnutSync, makeTempRoot, requireBuild, scaled, SCALE } from './lib/walnut.mjs';
+import { ROOT, BIN, walnutArgv, walnutEnv, initDataDir, walnutSync, makeTempRoot, requireBuild, scaled, SCALE } from './lib/walnut.mjs';
 import { summarizeProfile, profileLines } from './lib/profile.mjs';
 
 const BENCH = 'version';
@@ -531,7 +531,7 @@ async function run(args, label) {
  * resolves with its --json line for the switch to `id`.
  */
 async function startFollower() {
-  const child = spawn(process.execPath, walnutArgv('checkout', '--active', co, '--follow', '--interval', `${POLL_MS}ms`, '--grace', '0', '--json').slice(1), { cwd: dir, env: walnutEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(BIN, ['checkout', '--active', co, '--follow', '--interval', `${POLL_MS}ms`, '--grace', '0', '--json'], { cwd: dir, env: walnutEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const docs = [];
   const waiters = [];
   let stderr = '';

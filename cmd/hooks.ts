@@ -4,6 +4,9 @@ import type { Command } from './_cli.js';
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** Node's flags for walnut, as the launcher line of bin/walnut.js gives them (test/cli-hooks.test.ts checks that they agree). */
+const NODE_FLAGS = ['--v8-pool-size=1'];
+
 export const hooks: Command<{ action: 'install' | 'uninstall' | 'status' }> = {
   command: 'hooks <action>',
   describe: 'install or remove the git hooks that run walnut after merges and before commits',
@@ -15,7 +18,8 @@ export const hooks: Command<{ action: 'install' | 'uninstall' | 'status' }> = {
     let states;
     if (argv.action === 'install') {
       const templates = fileURLToPath(new URL('../../hooks/', import.meta.url));
-      const walnut = `${quote(process.execPath)} ${quote(fs.realpathSync(process.argv[1]))}`;
+      // node by its absolute path: a hook may run with a PATH that has no node (cron, a GUI client)
+      const walnut = [process.execPath, ...NODE_FLAGS, fs.realpathSync(process.argv[1])].map(quote).join(' ');
       states = await lib.installHooks({ repo, templates, walnut });
     } else if (argv.action === 'uninstall') {
       states = await lib.uninstallHooks({ repo });

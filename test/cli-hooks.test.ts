@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { walnut, tmpDir } from './helpers.js';
+import { walnut, tmpDir, BIN, launcherFlags } from './helpers.js';
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -37,6 +37,15 @@ function twoClones() {
   ok(['-C', 'data', 'compact'], b);
   return { a, b, bare };
 }
+
+test('the hooks run walnut with node by its path and the flags of bin/walnut.js', () => {
+  const { a } = twoClones();
+  const hook = fs.readFileSync(path.join(a, '.git/hooks/post-merge'), 'utf8');
+  const line = hook.split('\n').find((l) => l.includes(' compact --quiet'))!;
+  const flags = launcherFlags();
+  const expected = [process.execPath, ...flags, fs.realpathSync(BIN)].map((x) => `'${x}'`).join(' ');
+  assert.ok(line.startsWith(expected + ' '), `${line} starts with ${expected}`);
+});
 
 test('init keeps .walnut/ out of git', () => {
   const { a } = twoClones();

@@ -11,7 +11,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { initRepoDir, tmpDir, walnut } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, initRepoDir, tmpDir, walnut } from './helpers.js';
 import { ok, spawnWalnut, exited, until } from './version-helpers.js';
 
 /** Command lines of the processes whose parent is `pid`, or `pid` itself. */
@@ -67,13 +68,20 @@ test('a cap no smaller than V8 own limit: no second process', async () => {
  * Every node process of one `walnut compact` (a module preloaded through
  * NODE_OPTIONS, which children inherit, logs each one's arguments).
  */
-function compactProcesses(data: string): string[][] {
+function compactProcesses(data: string, { launcher = false } = {}): string[][] {
   const dir = tmpDir();
   const log = path.join(dir, 'procs.log');
   const hook = path.join(dir, 'log-process.mjs');
   fs.writeFileSync(hook, `import fs from 'node:fs'; fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify(process.execArgv) + '\\n');\n`);
-  const r = walnut(['compact', '--json'], { cwd: data, env: { NODE_OPTIONS: `--import=${hook}`, WALNUT_HEAP_MB: '256' } });
-  assert.is(r.code, 0, r.stderr);
+  const env = { ...process.env, NODE_OPTIONS: `--import=${hook}`, WALNUT_HEAP_MB: '256', PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}` };
+  // as a program (bin/walnut.js's launcher line), or as `node bin/walnut.js`
+  if (launcher) {
+    const r = spawnSync(BIN, ['compact', '--json'], { cwd: data, env, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+  } else {
+    const r = walnut(['compact', '--json'], { cwd: data, env });
+    assert.is(r.code, 0, r.stderr);
+  }
   return fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]);
 }
 
@@ -95,8 +103,10 @@ test('compact with more than 8 MiB of journal to read is re-run with the cap', (
   for (let i = 0; i < 110_000; i++) lines.push(`${new Date(t0 + i).toISOString()}\x1fpi-02\x1fcompanies/c-${i % 500}\x1fname\x1f"value number ${i}"\x1fhlc:0\x1e\n`);
   fs.writeFileSync(path.join(data, 'wal', '20260101_pi-02.usv'), lines.join(''));
   assert.ok(fs.statSync(path.join(data, 'wal', '20260101_pi-02.usv')).size > 8 * 2 ** 20, 'more than 8 MiB');
-  const procs = compactProcesses(data);
+  const procs = compactProcesses(data, { launcher: true });
   assert.is(procs.length, 2, `two processes: ${JSON.stringify(procs)}`);
+  assert.ok(procs[0].includes('--v8-pool-size=1'), `the first, started as a program, has one V8 helper thread: ${JSON.stringify(procs)}`);
+  assert.not.ok(procs[1].some((a) => a.startsWith('--v8-pool-size')), `the re-run keeps V8's default helpers: ${JSON.stringify(procs)}`);
   assert.ok(procs[1].includes('--max-old-space-size=256'), `the second is capped: ${JSON.stringify(procs)}`);
   assert.ok(procs[1].includes('--max-semi-space-size=8'), `with a young generation of 8 MB semi-spaces: ${JSON.stringify(procs)}`);
   assert.match(fs.readFileSync(path.join(data, 'companies/c-499/_index.md'), 'utf8'), 'value number 109999');

@@ -88,3 +88,11 @@ export function snapshotTree(dir: string, { skip = [] as string[] } = {}): Recor
   if (fs.existsSync(dir)) walk(dir);
   return out;
 }
+
+/** Node's flags on the launcher line (line two) of bin/walnut.js. */
+export function launcherFlags(): string[] {
+  const line = fs.readFileSync(BIN, 'utf8').split('\n')[1];
+  const m = /^':' \/\/; exec node (.*) "\$0" "\$@"$/.exec(line);
+  if (!m) throw new Error(`line two of bin/walnut.js is not the launcher: ${line}`);
+  return m[1].split(' ');
+}
