@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { spawnSync } from 'node:child_process';
-import { BIN, initRepoDir, tmpDir, walnut } from './helpers.js';
+import { BIN, envWithPathFirst, initRepoDir, tmpDir, walnut } from './helpers.js';
 import { ok, spawnWalnut, exited, until } from './version-helpers.js';
 
 /** Command lines of the processes whose parent is `pid`, or `pid` itself. */
@@ -73,7 +73,7 @@ function compactProcesses(data: string, { launcher = false } = {}): string[][] {
   const log = path.join(dir, 'procs.log');
   const hook = path.join(dir, 'log-process.mjs');
   fs.writeFileSync(hook, `import fs from 'node:fs'; fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify(process.execArgv) + '\\n');\n`);
-  const env = { ...process.env, NODE_OPTIONS: `--import=${hook}`, WALNUT_HEAP_MB: '256', PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}` };
+  const env = { ...envWithPathFirst(path.dirname(process.execPath)), NODE_OPTIONS: `--import=${hook}`, WALNUT_HEAP_MB: '256' };
   // as a program (bin/walnut.js's launcher line), or as `node bin/walnut.js`
   if (launcher) {
     const r = spawnSync(BIN, ['compact', '--json'], { cwd: data, env, encoding: 'utf8' });

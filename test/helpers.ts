@@ -89,6 +89,11 @@ export function snapshotTree(dir: string, { skip = [] as string[] } = {}): Recor
   return out;
 }
 
+/** This environment with `dir` first on PATH (the launcher line of bin/walnut.js runs the `node` it finds there). */
+export function envWithPathFirst(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}` };
+}
+
 /** Node's flags on the launcher line (line two) of bin/walnut.js. */
 export function launcherFlags(): string[] {
   const line = fs.readFileSync(BIN, 'utf8').split('\n')[1];

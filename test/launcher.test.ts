@@ -8,9 +8,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { BIN, tmpDir, launcherFlags } from './helpers.js';
-
-const withNode = (dir: string) => ({ ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}` });
+import { BIN, tmpDir, launcherFlags, envWithPathFirst as withNode } from './helpers.js';
 
 test('run as a program, bin/walnut.js execs node with its flags, its own path and every argument as given', () => {
   const dir = tmpDir();
